@@ -1,0 +1,118 @@
+"""Rows of a pair shard (Arrow) -> the tensors one forward pass needs.
+
+A shard row holds both sampled two-hop neighbourhoods of a candidate pair as node ids
+(``pipeline/schema.py`` documents the columns). The sampler draws each node's neighbours
+once, so a node's children are the same wherever it appears; the first layer therefore runs
+once per distinct node of a batch (``edge_index``), and only the last layer runs per pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import Tensor
+
+SUBGRAPH_COLUMNS = ("hop1", "hop1_rel", "hop2_parent", "hop2", "hop2_rel")
+
+
+@dataclass
+class PairBatch:
+    node_ids: Tensor  # [L] global node ids (rows of the feature matrix) of the batch's nodes
+    edge_index: Tensor  # [2, E] local child -> local target, first layer
+    edge_type: Tensor  # [E]
+    centre_a: Tensor  # [P] local index
+    centre_b: Tensor
+    hop1_a: Tensor  # [P, N] local index (0 in padding)
+    hop1_b: Tensor
+    rel_a: Tensor  # [P, N]
+    rel_b: Tensor
+    mask_a: Tensor  # [P, N] bool
+    mask_b: Tensor
+
+    def to(self, device: torch.device | str) -> "PairBatch":
+        return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.centre_a.shape[0])
+
+    @classmethod
+    def from_arrow(cls, rows: pa.Table | pa.RecordBatch) -> "PairBatch":
+        if isinstance(rows, pa.RecordBatch):
+            rows = pa.Table.from_batches([rows])
+        sides = {s: _side_arrays(rows, s) for s in ("a", "b")}
+        targets = np.concatenate([sides["a"]["edge_target"], sides["b"]["edge_target"]])
+        children = np.concatenate([sides["a"]["edge_child"], sides["b"]["edge_child"]])
+        rels = np.concatenate([sides["a"]["edge_rel"], sides["b"]["edge_rel"]])
+        # One copy of each (target, child, relation): a node met twice brings its list twice.
+        edges = np.unique(np.stack([targets, children, rels], axis=1), axis=0)
+        all_ids = np.concatenate(
+            [edges[:, 0], edges[:, 1], sides["a"]["centre"], sides["b"]["centre"]]
+        )
+        node_ids, inverse = np.unique(all_ids, return_inverse=True)
+        n_edges = edges.shape[0]
+        local_target, local_child = inverse[:n_edges], inverse[n_edges : 2 * n_edges]
+        local_centre = inverse[2 * n_edges :]
+        n_pairs = rows.num_rows
+
+        def local(ids: np.ndarray) -> np.ndarray:
+            return np.searchsorted(node_ids, ids)
+
+        width = max(1, sides["a"]["hop1"].shape[1], sides["b"]["hop1"].shape[1])
+        out = {}
+        for s in ("a", "b"):
+            hop1, rel, mask = sides[s]["hop1"], sides[s]["hop1_rel"], sides[s]["mask"]
+            pad = width - hop1.shape[1]
+            hop1 = np.pad(local(hop1) * mask, ((0, 0), (0, pad)))
+            out[f"hop1_{s}"] = torch.from_numpy(hop1.astype(np.int64))
+            out[f"rel_{s}"] = torch.from_numpy(np.pad(rel, ((0, 0), (0, pad))).astype(np.int64))
+            out[f"mask_{s}"] = torch.from_numpy(np.pad(mask, ((0, 0), (0, pad))))
+        return cls(
+            node_ids=torch.from_numpy(node_ids.astype(np.int64)),
+            edge_index=torch.from_numpy(np.stack([local_child, local_target]).astype(np.int64)),
+            edge_type=torch.from_numpy(edges[:, 2].astype(np.int64)),
+            centre_a=torch.from_numpy(local_centre[:n_pairs].astype(np.int64)),
+            centre_b=torch.from_numpy(local_centre[n_pairs:].astype(np.int64)),
+            **out,
+        )
+
+
+def _list_column(rows: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values) of a list<int> column, without copying through Python objects."""
+    col = rows.column(name).combine_chunks()
+    offsets = col.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    values = col.values.to_numpy(zero_copy_only=False).astype(np.int64)
+    return offsets - offsets[0], values[offsets[0] : offsets[-1]] if len(offsets) else values
+
+
+def _side_arrays(rows: pa.Table, side: str) -> dict[str, np.ndarray]:
+    centre = rows.column(f"nid_{side}").to_numpy(zero_copy_only=False).astype(np.int64)
+    off1, hop1 = _list_column(rows, f"{side}_hop1")
+    _, rel1 = _list_column(rows, f"{side}_hop1_rel")
+    off2, parent = _list_column(rows, f"{side}_hop2_parent")
+    _, hop2 = _list_column(rows, f"{side}_hop2")
+    _, rel2 = _list_column(rows, f"{side}_hop2_rel")
+    n = len(centre)
+    len1 = np.diff(off1)
+    row1 = np.repeat(np.arange(n), len1)
+    pos1 = np.arange(len(hop1)) - off1[row1]
+    row2 = np.repeat(np.arange(n), np.diff(off2))
+    parent_node = hop1[off1[row2] + parent]  # the one-hop node each two-hop node hangs from
+
+    width = int(len1.max()) if n and len(hop1) else 0
+    padded = np.zeros((n, width), dtype=np.int64)
+    padded_rel = np.zeros((n, width), dtype=np.int64)
+    mask = np.zeros((n, width), dtype=bool)
+    padded[row1, pos1], padded_rel[row1, pos1], mask[row1, pos1] = hop1, rel1, True
+    return {
+        "centre": centre,
+        "hop1": padded,
+        "hop1_rel": padded_rel,
+        "mask": mask,
+        # first-layer edges: centre <- its one-hop nodes, one-hop node <- its two-hop nodes
+        "edge_target": np.concatenate([np.repeat(centre, len1), parent_node]),
+        "edge_child": np.concatenate([hop1, hop2]),
+        "edge_rel": np.concatenate([rel1, rel2]),
+    }

@@ -1,0 +1,135 @@
+"""Typed configuration, validated when a job starts (unknown keys and bad values stop the run).
+
+A YAML file under conf/ fills ``PipelineConfig``; see README.md "Configuration" for every key.
+Relative paths are read relative to the directory the job runs in (the repo root), and
+``${DATA_DIR}`` in a path is replaced by the DATA_DIR environment variable (default ../shared/data),
+so benchmark configs can point at data outside the repo.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model.network import ModelConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    name: str
+    format: Literal["dblp_acm", "dbp15k"]
+    path: Path
+    seed: int = 7
+    # dbp15k: share of the gold links used for training (valid is carved from it).
+    train_fraction: float = Field(0.3, gt=0, lt=1)
+    valid_fraction_of_train: float = Field(0.1, gt=0, lt=1)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _expand(cls, v: str) -> str:
+        return str(v).replace("${DATA_DIR}", os.environ.get("DATA_DIR", "../shared/data"))
+
+
+class SparkConfig(_Strict):
+    master: str = "local[*]"
+    shuffle_partitions: int = Field(8, ge=1)
+    driver_memory: str = "4g"
+
+
+class BlockConfig(_Strict):
+    # Candidates kept per entity, from each side, per node type ("default" for the rest).
+    top_k: dict[str, int] = {"default": 10}
+    # Character n-gram length of the TF-IDF name representation.
+    ngram: int = Field(3, ge=2, le=5)
+    # n-grams found in more than this share of a type's names carry almost no signal and
+    # would blow up the join; they are dropped.
+    max_df: float = Field(0.2, gt=0, le=1)
+    min_sim: float = Field(0.05, ge=0, lt=1)
+
+    def k_for(self, node_type: str) -> int:
+        return self.top_k.get(node_type, self.top_k.get("default", 10))
+
+
+class ExtractConfig(_Strict):
+    cap: int = Field(10, ge=1, description="neighbours sampled per node per hop")
+    sampling: Literal["relation_aware", "uniform"] = "relation_aware"
+    seed: int = 13
+    shards: int = Field(4, ge=1)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    margin: float = Field(1.0, gt=0)
+    hard_negatives: int = Field(5, ge=0, description="per side, from the blocking candidates")
+    random_negatives: int = Field(5, ge=0, description="per side, random entities of the same type")
+    patience: int = Field(5, ge=1, description="epochs without a better valid F1 before stopping")
+    seed: int = 1
+    train_types: list[str] | None = None  # None: every type with gold links
+
+
+class ScoreConfig(_Strict):
+    batch_size: int = Field(2048, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class MergeConfig(_Strict):
+    # Pairs scoring at or above the threshold chosen on valid, that are each other's best, align.
+    threshold: float | None = None  # None: take the one training chose on the valid split
+
+
+class PipelineConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    dataset: DatasetConfig
+    warehouse: Path
+    spark: SparkConfig = SparkConfig()
+    block: BlockConfig = BlockConfig()
+    extract: ExtractConfig = ExtractConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    score: ScoreConfig = ScoreConfig()
+    merge: MergeConfig = MergeConfig()
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, v: object) -> ModelConfig:
+        # ModelConfig is a plain dataclass so that model/ runs without pydantic (e.g. on a GPU box).
+        if isinstance(v, ModelConfig):
+            return v
+        if not isinstance(v, dict):
+            raise ValueError("model must be a mapping of ModelConfig fields")
+        try:
+            return ModelConfig(**v)
+        except TypeError as exc:  # unknown key
+            raise ValueError(str(exc)) from exc
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message says which key and what to do."""
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass one of conf/*.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{path}: invalid config:"]
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from exc

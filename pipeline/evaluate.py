@@ -1,0 +1,101 @@
+"""evaluate: the run's figures on the test split, written to metrics.json.
+
+Protocol (README "Evaluation"), per node type with test links, then pooled:
+- test links G: gold links with split 'test'. Test entities: the A and B ends of G.
+- precision: of the aligned pairs (after merge's resolution) that touch a test entity, the
+  share that are gold links.
+- recall: of G, the share that were aligned. A link that blocking lost counts as missed.
+- pr_auc (average precision) and recall at precision 0.95: over the model's scores of every
+  candidate pair touching a test entity, ranked, with |G| as the number of positives, so lost
+  links cap recall.
+- hits_at_1 and mrr: for each test link (a, b), the rank of b among a's candidates by score
+  (not found: rank infinite, reciprocal rank 0).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import functions as F
+
+from model.evaluate import average_precision, best_f1, recall_at_precision
+from pipeline.stage import StageContext, StageResult, read_stage_log
+
+
+def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, scored: pd.DataFrame) -> dict:
+    """All inputs are pandas frames with id_a, id_b (scored and aligned also a score)."""
+    gold_pairs = set(zip(gold.id_a, gold.id_b))
+    test_pairs = set(zip(test.id_a, test.id_b))
+    ends_a, ends_b = set(test.id_a), set(test.id_b)
+    n = len(test_pairs)
+
+    touch = aligned[aligned.id_a.isin(ends_a) | aligned.id_b.isin(ends_b)]
+    predicted = set(zip(touch.id_a, touch.id_b))
+    tp = len(predicted & test_pairs)
+    correct = len(predicted & gold_pairs)
+    precision = correct / len(predicted) if predicted else 0.0
+    recall = tp / n if n else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+    cand = scored[scored.id_a.isin(ends_a) | scored.id_b.isin(ends_b)]
+    labels = np.array([p in gold_pairs for p in zip(cand.id_a, cand.id_b)], dtype=bool)
+    s = cand.score.to_numpy()
+    # hits@1 / MRR: rank of the gold partner among each test entity's candidates
+    ranked = scored[scored.id_a.isin(ends_a)].copy()
+    ranked["rank"] = ranked.groupby("id_a")["score"].rank(ascending=False, method="first")
+    rank_of = {(a, b): r for a, b, r in zip(ranked.id_a, ranked.id_b, ranked["rank"])}
+    ranks = np.array([rank_of.get(p, np.inf) for p in test_pairs])
+    return {
+        "test_links": n,
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "pr_auc": round(average_precision(s, labels, n), 4),
+        "recall_at_p95": round(recall_at_precision(s, labels, n, 0.95), 4),
+        "best_f1_over_thresholds": round(best_f1(s, labels, n)[0], 4),
+        "hits_at_1": round(float(np.mean(ranks == 1)) if n else 0.0, 4),
+        "mrr": round(float(np.mean(1.0 / ranks)) if n else 0.0, 4),
+        "aligned_touching_test": len(predicted),
+    }
+
+
+def run(ctx: StageContext) -> StageResult:
+    spark, paths = ctx.spark, ctx.paths
+    gold = spark.read.parquet(str(paths.gold))
+    test = gold.where("split = 'test'")
+    scores = spark.read.parquet(str(paths.scores))
+    touching = scores.join(test.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
+        scores.join(test.select("id_b", "type"), ["id_b", "type"], "left_semi")).distinct()
+    aligned = spark.read.format("delta").load(str(paths.alignment))
+    frames = {name: df.toPandas() for name, df in
+              {"test": test, "gold": gold, "aligned": aligned, "touching": touching}.items()}
+    pooled = figures(frames["test"], frames["gold"], frames["aligned"], frames["touching"])
+    types = sorted(frames["test"]["type"].unique())
+    per_type = {t: figures(*(f[f["type"] == t] for f in frames.values())) for t in types} if len(types) > 1 else {}
+
+    blocking = json.loads(paths.blocking_report.read_text()) if paths.blocking_report.is_file() else {}
+    stages = read_stage_log(paths.stage_log)
+    metrics = {
+        "dataset": ctx.config.dataset.name,
+        "run_id": paths.run_id,
+        **pooled,
+        "per_type": per_type,
+        "pair_completeness": blocking.get("pair_completeness", {}).get("test"),
+        "candidates": blocking.get("candidates"),
+        "stages": {name: {k: s[k] for k in ("seconds", "rows_in", "rows_out")} for name, s in stages.items()},
+    }
+    score_stage = stages.get("score")
+    if score_stage and score_stage["seconds"]:
+        metrics["pairs_scored_per_second"] = round(score_stage["rows_out"] / score_stage["seconds"], 1)
+    text = json.dumps(metrics, indent=2)
+    paths.metrics.write_text(text)
+    for d in paths.report_dirs():
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "metrics.json").write_text(text)
+    return StageResult(
+        rows_in=len(frames["touching"]), rows_out=len(frames["test"]),
+        details={"metrics": metrics, "metrics_path": str(paths.report_dirs()[0] / "metrics.json"),
+                 "delta_tables": [str(paths.unified_nodes), str(paths.unified_edges), str(paths.alignment)],
+                 "f1": metrics["f1"], "hits_at_1": metrics["hits_at_1"]},
+    )

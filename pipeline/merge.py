@@ -1,0 +1,115 @@
+"""merge: resolve the alignment and MERGE the unified graph into Delta Lake, idempotently.
+
+Resolution: per type, a pair aligns when its score reaches the threshold (chosen on the valid
+split by training, or ``merge.threshold``) and each side is the other's best-scoring partner
+(mutual best), which makes the alignment one-to-one.
+
+Tables (``<warehouse>/delta``):
+- ``unified_nodes``: one row per real-world entity; ``uid`` is a hash of the A member's
+  (kg, id), or of the B member's when there is no A member, so it is stable across reruns;
+  ``members`` lists the source nodes; ``name`` is the A name when there is one.
+- ``unified_edges``: both graphs' edges re-pointed to uids and deduplicated; ``sources`` says
+  which graphs state the edge.
+- ``alignment``: (id_a, id_b, type, score, run_id).
+Each table is written by a Delta MERGE on its key: unchanged rows stay as they are (their
+run_id is the run that last changed them), changed rows are updated, new rows inserted and rows
+no longer produced deleted, so running merge twice leaves identical tables.
+"""
+from __future__ import annotations
+
+import json
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from pipeline.schema import ALIGNMENT, KG_A, KG_B, UNIFIED_EDGES, UNIFIED_NODES
+from pipeline.stage import StageContext, StageResult
+
+
+def resolve(scores: DataFrame, threshold: float) -> DataFrame:
+    """Mutual best pairs at or above the threshold: (id_a, id_b, type, score)."""
+    best_a = Window.partitionBy("type", "id_a").orderBy(F.desc("score"), "id_b")
+    best_b = Window.partitionBy("type", "id_b").orderBy(F.desc("score"), "id_a")
+    ranked = scores.withColumn("ra", F.row_number().over(best_a)).withColumn("rb", F.row_number().over(best_b))
+    return ranked.where((F.col("ra") == 1) & (F.col("rb") == 1) & (F.col("score") >= threshold)).select(
+        "id_a", "id_b", "type", "score")
+
+
+def _uid(kg: F.Column, node_id: F.Column) -> F.Column:
+    return F.sha2(F.concat_ws("\u0001", kg, node_id), 256).substr(1, 32)
+
+
+def unified_nodes(nodes: DataFrame, alignment: DataFrame) -> DataFrame:
+    a = nodes.where(F.col("kg") == KG_A).select(F.col("id").alias("id_a"), "type", F.col("name").alias("name_a"))
+    b = nodes.where(F.col("kg") == KG_B).select(F.col("id").alias("id_b"), "type", F.col("name").alias("name_b"))
+    links = alignment.select("id_a", "id_b", "type")
+    joined = a.join(links, ["id_a", "type"], "left").join(b, ["id_b", "type"], "full")
+    member_a = F.when(F.col("id_a").isNotNull(), F.struct(F.lit(KG_A).alias("kg"), F.col("id_a").alias("id")))
+    member_b = F.when(F.col("id_b").isNotNull(), F.struct(F.lit(KG_B).alias("kg"), F.col("id_b").alias("id")))
+    return joined.select(
+        F.when(F.col("id_a").isNotNull(), _uid(F.lit(KG_A), F.col("id_a"))).otherwise(_uid(F.lit(KG_B), F.col("id_b"))).alias("uid"),
+        "type",
+        F.coalesce("name_a", "name_b").alias("name"),
+        F.filter(F.array(member_a, member_b), lambda m: m.isNotNull()).alias("members"),
+    )
+
+
+def unified_edges(edges: DataFrame, nodes_u: DataFrame) -> DataFrame:
+    member_uid = nodes_u.select("uid", F.explode("members").alias("m")).select(
+        "uid", F.col("m.kg").alias("kg"), F.col("m.id").alias("id"))
+    src = member_uid.withColumnRenamed("id", "src").withColumnRenamed("uid", "src_uid")
+    dst = member_uid.withColumnRenamed("id", "dst").withColumnRenamed("uid", "dst_uid")
+    return edges.join(src, ["kg", "src"]).join(dst, ["kg", "dst"]).groupBy("src_uid", "rel", "dst_uid").agg(
+        F.array_sort(F.collect_set("kg")).alias("sources"))
+
+
+def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[str]) -> dict:
+    """MERGE ``rows`` into the Delta table at ``path`` (created if missing); returns the metrics."""
+    DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema).execute()
+    target = DeltaTable.forPath(spark, str(path))
+    content = [c for c in schema.fieldNames() if c not in keys and c != "run_id"]
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in content) or "false"
+    (
+        target.alias("t")
+        .merge(rows.alias("s"), " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys))
+        .whenMatchedUpdateAll(condition=changed)
+        .whenNotMatchedInsertAll()
+        .whenNotMatchedBySourceDelete()
+        .execute()
+    )
+    last = target.history(1).select("operation", "operationMetrics").first()
+    return {"operation": last["operation"], **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
+                                               if k in ("numTargetRowsInserted", "numTargetRowsUpdated",
+                                                        "numTargetRowsDeleted", "numOutputRows")}}
+
+
+def run(ctx: StageContext) -> StageResult:
+    spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.merge
+    model_meta = json.loads((paths.model_dir / "config.json").read_text())
+    threshold = cfg.threshold if cfg.threshold is not None else float(model_meta["threshold"])
+    run_id = F.lit(paths.run_id)
+
+    scores = spark.read.parquet(str(paths.scores))
+    alignment = resolve(scores, threshold).withColumn("run_id", run_id).select(*ALIGNMENT.fieldNames())
+    alignment = alignment.cache()
+    nodes = spark.read.parquet(str(paths.nodes))
+    nodes_u = unified_nodes(nodes, alignment).withColumn("run_id", run_id).cache()
+    edges_u = unified_edges(spark.read.parquet(str(paths.edges)), nodes_u).withColumn("run_id", run_id)
+
+    ops = {
+        "alignment": merge_into(spark, paths.alignment, alignment, ALIGNMENT, ["id_a", "id_b", "type"]),
+        "unified_nodes": merge_into(spark, paths.unified_nodes, nodes_u.select(*UNIFIED_NODES.fieldNames()),
+                                    UNIFIED_NODES, ["uid"]),
+        "unified_edges": merge_into(spark, paths.unified_edges, edges_u.select(*UNIFIED_EDGES.fieldNames()),
+                                    UNIFIED_EDGES, ["src_uid", "rel", "dst_uid"]),
+    }
+    n_aligned = alignment.count()
+    n_nodes_u = nodes_u.count()
+    alignment.unpersist()
+    nodes_u.unpersist()
+    return StageResult(
+        rows_in=scores.count(), rows_out=n_aligned,
+        details={"threshold": round(threshold, 4), "aligned": n_aligned, "unified_nodes": n_nodes_u,
+                 "merge": ops},
+    )

@@ -1,0 +1,257 @@
+"""Every table the pipeline reads or writes: its Spark schema and where it lives.
+
+A knowledge graph is two tables, ``nodes`` and ``edges``; two graphs share them, told
+apart by the ``kg`` column ("A" or "B"). ``gold`` holds the known links, where any.
+
+Warehouse layout (``Paths`` below builds every path; no stage spells a path itself)::
+
+    <warehouse>/input/{nodes,edges,gold}        ingest        Parquet, NODES/EDGES/GOLD
+    <warehouse>/cache/name_vectors              features      Parquet, NAME_VECTOR (shared by all runs)
+    <warehouse>/runs/<run_id>/
+        node_index                              features      Parquet, NODE_INDEX
+        node_features.parquet                   features      one Arrow file, NODE_FEATURE (row i = nid i)
+        relations.json                          extract       relation vocabulary (name -> id)
+        candidates                              block         Parquet, CANDIDATE
+        blocking.json                           block         diagnostics
+        neighbourhoods                          extract       Parquet, NEIGHBOURHOOD
+        shards/shard=<k>/                       extract       Parquet, PAIR_SHARD (see below)
+        train_pairs                             train         Parquet, PAIR_SHARD + TRAIN_EXTRA
+        model/{weights.safetensors,config.json} train
+        scores                                  score         Parquet, SCORE
+        metrics.json                            merge         the run's figures
+    <warehouse>/delta/{unified_nodes,unified_edges,alignment}   merge   Delta, UNIFIED_*/ALIGNMENT
+    <warehouse>/reports/{latest,<run_id>}/metrics.json          merge
+
+Pair shards (``PAIR_SHARD``): one row per candidate pair, holding both sampled two-hop
+neighbourhoods as integer node ids (``nid``, an index into ``node_features``) so that the
+model can score a shard with no Spark and no join:
+
+    nid_a, nid_b                the two centres
+    a_hop1, a_hop1_rel          the centre's sampled neighbours and relation ids (<= cap)
+    a_hop2_parent               for each two-hop node: its parent's position in a_hop1
+    a_hop2, a_hop2_rel          the sampled neighbours of each one-hop node (<= cap each)
+    b_...                       the same for the B side
+
+Relation ids: a relation name ``r`` has id ``i`` in ``relations.json``; the same edge read
+backwards (dst -> src) has id ``i + R`` where R is the vocabulary size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import types as T
+
+KG_A, KG_B = "A", "B"
+
+NODES = T.StructType([
+    T.StructField("kg", T.StringType(), False),
+    T.StructField("id", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("name", T.StringType(), True),
+    T.StructField("attrs", T.MapType(T.StringType(), T.StringType()), True),
+])
+
+EDGES = T.StructType([
+    T.StructField("kg", T.StringType(), False),
+    T.StructField("src", T.StringType(), False),
+    T.StructField("rel", T.StringType(), False),
+    T.StructField("dst", T.StringType(), False),
+])
+
+# split is one of train / valid / test, or null for a known link outside any split.
+GOLD = T.StructType([
+    T.StructField("id_a", T.StringType(), False),
+    T.StructField("id_b", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("split", T.StringType(), True),
+])
+
+NAME_VECTOR = T.StructType([
+    T.StructField("name_key", T.StringType(), False),
+    T.StructField("vec", T.ArrayType(T.FloatType(), False), False),
+])
+
+NODE_INDEX = T.StructType([
+    T.StructField("nid", T.IntegerType(), False),
+    T.StructField("kg", T.StringType(), False),
+    T.StructField("id", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("name", T.StringType(), True),
+])
+
+CANDIDATE = T.StructType([
+    T.StructField("id_a", T.StringType(), False),
+    T.StructField("id_b", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("sim", T.DoubleType(), False),
+])
+
+_INTS = T.ArrayType(T.IntegerType(), False)
+
+NEIGHBOURHOOD = T.StructType([
+    T.StructField("nid", T.IntegerType(), False),
+    T.StructField("hop1", _INTS, False),
+    T.StructField("hop1_rel", _INTS, False),
+    T.StructField("hop2_parent", _INTS, False),
+    T.StructField("hop2", _INTS, False),
+    T.StructField("hop2_rel", _INTS, False),
+])
+
+SUBGRAPH_COLUMNS = ("hop1", "hop1_rel", "hop2_parent", "hop2", "hop2_rel")
+
+PAIR_SHARD = T.StructType(
+    [
+        T.StructField("id_a", T.StringType(), False),
+        T.StructField("id_b", T.StringType(), False),
+        T.StructField("type", T.StringType(), False),
+        T.StructField("nid_a", T.IntegerType(), False),
+        T.StructField("nid_b", T.IntegerType(), False),
+    ]
+    + [T.StructField(f"a_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
+    + [T.StructField(f"b_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
+)
+
+# Training pairs add: which positive a row belongs to, and whether it is that positive.
+TRAIN_EXTRA = T.StructType([
+    T.StructField("group", T.LongType(), False),
+    T.StructField("label", T.IntegerType(), False),
+    T.StructField("split", T.StringType(), False),
+])
+
+SCORE = T.StructType([
+    T.StructField("id_a", T.StringType(), False),
+    T.StructField("id_b", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("score", T.DoubleType(), False),
+    T.StructField("model_version", T.StringType(), False),
+])
+
+ALIGNMENT = T.StructType([
+    T.StructField("id_a", T.StringType(), False),
+    T.StructField("id_b", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("score", T.DoubleType(), False),
+    T.StructField("run_id", T.StringType(), False),
+])
+
+# Delta refuses NOT NULL inside arrays, so nested fields of Delta tables are nullable.
+MEMBER = T.StructType([
+    T.StructField("kg", T.StringType(), True),
+    T.StructField("id", T.StringType(), True),
+])
+
+UNIFIED_NODES = T.StructType([
+    T.StructField("uid", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("name", T.StringType(), True),
+    T.StructField("members", T.ArrayType(MEMBER, True), False),
+    T.StructField("run_id", T.StringType(), False),
+])
+
+UNIFIED_EDGES = T.StructType([
+    T.StructField("src_uid", T.StringType(), False),
+    T.StructField("rel", T.StringType(), False),
+    T.StructField("dst_uid", T.StringType(), False),
+    T.StructField("sources", T.ArrayType(T.StringType(), True), False),
+    T.StructField("run_id", T.StringType(), False),
+])
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where every table of one warehouse and one run lives."""
+
+    warehouse: Path
+    run_id: str
+
+    @property
+    def input(self) -> Path:
+        return self.warehouse / "input"
+
+    @property
+    def nodes(self) -> Path:
+        return self.input / "nodes"
+
+    @property
+    def edges(self) -> Path:
+        return self.input / "edges"
+
+    @property
+    def gold(self) -> Path:
+        return self.input / "gold"
+
+    @property
+    def name_vectors(self) -> Path:
+        return self.warehouse / "cache" / "name_vectors"
+
+    @property
+    def run(self) -> Path:
+        return self.warehouse / "runs" / self.run_id
+
+    @property
+    def node_index(self) -> Path:
+        return self.run / "node_index"
+
+    @property
+    def node_features(self) -> Path:
+        return self.run / "node_features.parquet"
+
+    @property
+    def relations(self) -> Path:
+        return self.run / "relations.json"
+
+    @property
+    def candidates(self) -> Path:
+        return self.run / "candidates"
+
+    @property
+    def blocking_report(self) -> Path:
+        return self.run / "blocking.json"
+
+    @property
+    def neighbourhoods(self) -> Path:
+        return self.run / "neighbourhoods"
+
+    @property
+    def shards(self) -> Path:
+        return self.run / "shards"
+
+    @property
+    def train_pairs(self) -> Path:
+        return self.run / "train_pairs"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run / "model"
+
+    @property
+    def scores(self) -> Path:
+        return self.run / "scores"
+
+    @property
+    def stage_log(self) -> Path:
+        return self.run / "stages.jsonl"
+
+    @property
+    def metrics(self) -> Path:
+        return self.run / "metrics.json"
+
+    @property
+    def delta(self) -> Path:
+        return self.warehouse / "delta"
+
+    @property
+    def unified_nodes(self) -> Path:
+        return self.delta / "unified_nodes"
+
+    @property
+    def unified_edges(self) -> Path:
+        return self.delta / "unified_edges"
+
+    @property
+    def alignment(self) -> Path:
+        return self.delta / "alignment"
+
+    def report_dirs(self) -> list[Path]:
+        return [self.warehouse / "reports" / "latest", self.warehouse / "reports" / self.run_id]

@@ -1,0 +1,70 @@
+"""What every stage receives (``StageContext``) and returns (``StageResult``), and the one
+place that times a stage and logs its summary line."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pyspark.sql import SparkSession
+
+from pipeline.config import PipelineConfig
+from pipeline.schema import Paths
+
+log = logging.getLogger("kgmerge")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    spark: SparkSession
+    config: PipelineConfig
+    paths: Paths
+
+
+@dataclass
+class StageResult:
+    rows_in: int
+    rows_out: int
+    details: dict = field(default_factory=dict)
+
+
+def run_stage(name: str, fn: Callable[[StageContext], StageResult], ctx: StageContext) -> dict:
+    ctx.spark.sparkContext.setJobDescription(f"{name} [{ctx.config.dataset.name}]")
+    start = time.time()
+    result = fn(ctx)
+    seconds = round(time.time() - start, 2)
+    summary = {
+        "stage": name,
+        "dataset": ctx.config.dataset.name,
+        "run_id": ctx.paths.run_id,
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "seconds": seconds,
+        **result.details,
+    }
+    log.info(
+        "stage %-8s rows in %d, rows out %d, %.1fs %s",
+        name, result.rows_in, result.rows_out, seconds,
+        " ".join(f"{k}={v}" for k, v in result.details.items() if not isinstance(v, (dict, list))),
+    )
+    record_stage(ctx.paths.stage_log, summary)
+    ctx.spark.sparkContext.setJobDescription(None)
+    return summary
+
+
+def record_stage(stage_log: Path, summary: dict) -> None:
+    """Keeps the latest summary of each stage of the run (a rerun replaces its line)."""
+    stage_log.parent.mkdir(parents=True, exist_ok=True)
+    lines = read_stage_log(stage_log)
+    lines[summary["stage"]] = summary
+    stage_log.write_text("".join(json.dumps(v) + "\n" for v in lines.values()))
+
+
+def read_stage_log(stage_log: Path) -> dict[str, dict]:
+    if not stage_log.is_file():
+        return {}
+    rows = [json.loads(line) for line in stage_log.read_text().splitlines() if line.strip()]
+    return {r["stage"]: r for r in rows}

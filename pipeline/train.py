@@ -1,0 +1,116 @@
+"""train: fit CG-MuAlign on the train split, pick the threshold on valid, save the model.
+
+Training rows: for each gold train link (a, b), the positive pair, ``hard_negatives`` pairs
+(a, b') and (a', b) taken from the blocking candidates (most similar names first) and
+``random_negatives`` pairs of each kind with random nodes of the same type. Valid rows: every
+candidate pair touching a valid link, plus the valid links themselves; the threshold is the
+one with the best F1 there. Rows are written to ``train_pairs`` so a failed fit can be rerun.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from model import checkpoint
+from model.features import load_feature_matrix
+from model.train import fit
+from pipeline.extract import pair_rows
+from pipeline.stage import StageContext, StageResult
+
+
+def hard_negatives(pos: DataFrame, cands: DataFrame, k: int) -> DataFrame:
+    """For each positive group: its k best-named wrong partners on each side."""
+    c = cands.select("id_a", "id_b", "type", "sim")
+    side_a = pos.join(c.withColumnRenamed("id_b", "neg"), ["id_a", "type"]).where("neg != id_b")
+    side_a = side_a.withColumn("r", F.row_number().over(Window.partitionBy("group").orderBy(F.desc("sim"), "neg")))
+    side_b = pos.join(c.withColumnRenamed("id_a", "neg"), ["id_b", "type"]).where("neg != id_a")
+    side_b = side_b.withColumn("r", F.row_number().over(Window.partitionBy("group").orderBy(F.desc("sim"), "neg")))
+    return side_a.where(F.col("r") <= k).select(F.col("id_a"), F.col("neg").alias("id_b"), "type", "group").unionByName(
+        side_b.where(F.col("r") <= k).select(F.col("neg").alias("id_a"), "id_b", "type", "group"))
+
+
+def random_negatives(pos: pd.DataFrame, pool: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """k pairs (a, random b') and k pairs (random a', b) per positive, same type, never the gold partner."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (kg, ntype), ids in pool.groupby(["kg", "type"])["id"]:
+        ids = ids.to_numpy()
+        mine = pos[pos["type"] == ntype]
+        if mine.empty or len(ids) < 2:
+            continue
+        draws = ids[rng.integers(0, len(ids), size=(len(mine), k))]
+        keep, other = ("id_a", "id_b") if kg == "B" else ("id_b", "id_a")
+        frame = pd.DataFrame({keep: np.repeat(mine[keep].to_numpy(), k), other: draws.ravel(),
+                              "type": ntype, "group": np.repeat(mine["group"].to_numpy(), k)})
+        rows.append(frame[frame[other] != np.repeat(mine[other].to_numpy(), k)])
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["id_a", "id_b", "type", "group"])
+
+
+def build_rows(ctx: StageContext) -> DataFrame:
+    spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
+    gold = spark.read.parquet(str(paths.gold))
+    cands = spark.read.parquet(str(paths.candidates))
+    index = spark.read.parquet(str(paths.node_index))
+    hoods = spark.read.parquet(str(paths.neighbourhoods))
+    if cfg.train_types:
+        gold = gold.where(F.col("type").isin(cfg.train_types))
+
+    pos = gold.where("split = 'train'").select(
+        "id_a", "id_b", "type", F.xxhash64("id_a", "id_b").alias("group"))
+    pos_pd = pos.toPandas()
+    if pos_pd.empty:
+        raise ValueError("no gold links with split 'train': the train stage needs labelled pairs")
+    pool = index.join(hoods.select("nid"), "nid").select("kg", "id", "type").toPandas()
+    rand = random_negatives(pos_pd, pool, cfg.random_negatives, cfg.seed)
+    negatives = hard_negatives(pos, cands, cfg.hard_negatives).unionByName(
+        spark.createDataFrame(rand, schema="id_a string, id_b string, type string, group long"))
+    train = pos.withColumn("label", F.lit(1)).unionByName(
+        negatives.dropDuplicates(["id_a", "id_b", "group"]).withColumn("label", F.lit(0))
+    ).withColumn("split", F.lit("train"))
+
+    valid_gold = gold.where("split = 'valid'").select("id_a", "id_b", "type")
+    touching = cands.join(valid_gold.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
+        cands.join(valid_gold.select("id_b", "type"), ["id_b", "type"], "left_semi"))
+    valid = touching.select("id_a", "id_b", "type").unionByName(valid_gold).distinct()
+    all_gold = gold.select("id_a", "id_b", "type", F.lit(1).alias("label"))
+    valid = valid.join(all_gold, ["id_a", "id_b", "type"], "left").select(
+        "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"),
+        F.coalesce("label", F.lit(0)).alias("label"), F.lit("valid").alias("split"))
+    rows = pair_rows(train.unionByName(valid), index, hoods)
+    rows.write.mode("overwrite").parquet(str(paths.train_pairs))
+    return spark.read.parquet(str(paths.train_pairs))
+
+
+def run(ctx: StageContext) -> StageResult:
+    spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
+    rows = build_rows(ctx)
+    table = rows.toArrow()
+    split = table.column("split").to_numpy(zero_copy_only=False)
+    train_rows, valid_rows = table.filter(split == "train"), table.filter(split == "valid")
+    n_valid_gold = spark.read.parquet(str(paths.gold)).where("split = 'valid'").count()
+    relations = json.loads(paths.relations.read_text())
+    features = torch.from_numpy(load_feature_matrix(paths.node_features))
+    torch.set_num_threads(max(1, spark.sparkContext.defaultParallelism))
+    result = fit(
+        train_rows, valid_rows, n_valid_gold, features, 2 * len(relations), cfg.model,
+        epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
+        weight_decay=cfg.train.weight_decay, margin=cfg.train.margin, patience=cfg.train.patience,
+        seed=cfg.train.seed,
+    )
+    version = checkpoint.save(
+        result.model, paths.model_dir, result.threshold,
+        extra={"valid_f1": result.valid_f1, "best_epoch": result.best_epoch, "history": result.history,
+               "relations": relations},
+    )
+    n_pos = int((train_rows.column("label").to_numpy() == 1).sum())
+    return StageResult(
+        rows_in=table.num_rows, rows_out=1,
+        details={"positives": n_pos, "train_rows": train_rows.num_rows, "valid_rows": valid_rows.num_rows,
+                 "valid_f1": round(result.valid_f1, 4), "threshold": round(result.threshold, 4),
+                 "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version},
+    )
