@@ -1,0 +1,36 @@
+# make demo  - set up if needed, then the whole pipeline on the bundled DBLP-ACM data
+# make test  - set up if needed, then the test suite
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test setup jars bench clean
+
+demo: setup
+	./spark-submit.sh pipeline conf/dblp_acm.yaml
+
+test: setup
+	$(PY) -m pytest -q tests
+
+setup: $(VENV)/.installed jars/.fetched
+
+# pip keeps its wheel cache (~/.cache/pip), so a rebuilt venv reinstalls torch in seconds.
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need Python 3.11 ($(PYTHON)) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+jars: jars/.fetched
+jars/.fetched: pom.xml
+	@command -v mvn >/dev/null || { echo "need Maven (mvn) on PATH to fetch the Delta jars"; exit 1; }
+	@command -v java >/dev/null || { echo "need Java 17 on PATH to run Spark"; exit 1; }
+	rm -rf jars && mvn -q dependency:copy-dependencies -DoutputDirectory=jars
+	touch $@
+
+bench: setup
+	$(PY) bench/pipeline.py
+
+clean:
+	rm -rf warehouse

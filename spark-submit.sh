@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Run one stage, or the whole pipeline, through spark-submit.
+#
+#   ./spark-submit.sh [spark-submit options] <stage> <config.yaml> [--run-id ID] [--from-stage S]
+#
+#   stage: ingest | features | block | extract | train | score | merge | evaluate | pipeline
+#
+# Defaults: --master local[*] and --jars jars/*.jar (fetched by `make jars`). Any spark-submit
+# option passes through, e.g. on a cluster:
+#   ./spark-submit.sh --master spark://host:7077 --packages io.delta:delta-spark_4.2_2.13:4.4.0 \
+#       --conf spark.executor.resource.gpu.amount=1 score conf/dblp_acm.yaml --run-id nightly
+# With --packages or --jars given, jars/ is not added.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+stages=" ingest features block extract train score merge evaluate pipeline "
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" || $# -eq 0 ]]; then
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+
+spark_opts=()
+while [[ $# -gt 0 && "$stages" != *" $1 "* ]]; do
+  spark_opts+=("$1"); shift
+done
+[[ $# -gt 0 ]] || { echo "error: no stage given; one of:$stages" >&2; exit 2; }
+stage="$1"; shift
+
+has() { local o; for o in "${spark_opts[@]+"${spark_opts[@]}"}"; do [[ "$o" == "$1" || "$o" == "$1="* ]] && return 0; done; return 1; }
+has --master || spark_opts+=(--master "local[*]")
+if ! has --packages && ! has --jars; then
+  jars=$(ls "$here"/jars/*.jar 2>/dev/null | paste -sd, -)
+  [[ -n "$jars" ]] || { echo "error: no jars in $here/jars; run 'make jars' or pass --packages" >&2; exit 2; }
+  spark_opts+=(--jars "$jars")
+fi
+has --driver-memory || spark_opts+=(--driver-memory 4g)
+
+python="$here/.venv/bin/python"
+[[ -x "$python" ]] || python="$(command -v python3)"
+submit="$here/.venv/bin/spark-submit"
+[[ -x "$submit" ]] || submit="$(command -v spark-submit)"
+export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$python}"
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+cd "$here"
+exec "$submit" --conf spark.ui.showConsoleProgress=false "${spark_opts[@]}" "jobs/$stage.py" "$@"
