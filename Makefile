@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test setup jars bench clean
+.PHONY: demo test setup jars bench dist clean
 
 demo: setup
 	./spark-submit.sh pipeline conf/dblp_acm.yaml
@@ -34,3 +34,8 @@ bench: setup
 
 clean:
 	rm -rf warehouse
+
+# the project's packages for --py-files on a cluster (README "Running on a cluster")
+dist: setup
+	mkdir -p dist && rm -f dist/kgmerge.zip
+	cd . && $(PY) -m zipfile -c dist/kgmerge.zip pipeline model

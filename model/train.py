@@ -96,7 +96,7 @@ def fit(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         model.eval()
         f1, threshold = best_f1(score_table(valid_rows, model, features), valid_labels, valid_gold)
         elapsed = time.time() - t0

@@ -46,10 +46,12 @@ def _encode_partitions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordB
 
 
 def cached_vectors(spark, path) -> DataFrame | None:
-    try:
-        return spark.read.schema(NAME_VECTOR).parquet(str(path))
-    except Exception:  # no cache yet
+    """The name-vector cache, or None before the first run has written it."""
+    jvm_path = spark._jvm.org.apache.hadoop.fs.Path(str(path))
+    fs = jvm_path.getFileSystem(spark._jsc.hadoopConfiguration())
+    if not fs.exists(jvm_path):
         return None
+    return spark.read.schema(NAME_VECTOR).parquet(str(path))
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -44,7 +44,7 @@ def test_run_reaches_good_accuracy_and_writes_metrics(dblp_run):
     assert metrics["test_links"] == 50
     assert metrics["f1"] >= 0.85, metrics
     assert metrics["hits_at_1"] >= 0.85, metrics
-    assert set(metrics["stages"]) == set(summaries)
+    assert set(metrics["stages"]) == set(summaries) - {"evaluate"}  # written by evaluate itself
     assert (paths.model_dir / "weights.safetensors").is_file()
 
 
