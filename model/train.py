@@ -73,7 +73,8 @@ def fit(
     model = CGMuAlign(config, features.shape[1], num_relations).to(features.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
-    train_rows = train_rows.sort_by([("group", "ascending"), ("label", "descending")])
+    # a total order, so that batches are the same on every run whatever order Spark wrote rows in
+    train_rows = train_rows.sort_by([("group", "ascending"), ("label", "descending"), ("id_a", "ascending"), ("id_b", "ascending")])
     groups = train_rows.column("group").to_numpy()
     starts, ends = _group_slices(groups)
     valid_labels = valid_rows.column("label").to_numpy()
@@ -96,7 +97,7 @@ def fit(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(loss.item())
+            losses.append(loss.detach().item())
         model.eval()
         f1, threshold = best_f1(score_table(valid_rows, model, features), valid_labels, valid_gold)
         elapsed = time.time() - t0
