@@ -48,7 +48,8 @@ def random_negatives(pos: pd.DataFrame, pool: pd.DataFrame, k: int, seed: int) -
         frame = pd.DataFrame({keep: np.repeat(mine[keep].to_numpy(), k), other: draws.ravel(),
                               "type": ntype, "group": np.repeat(mine["group"].to_numpy(), k)})
         rows.append(frame[frame[other] != np.repeat(mine[other].to_numpy(), k)])
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["id_a", "id_b", "type", "group"])
+    columns = ["id_a", "id_b", "type", "group"]
+    return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
 def build_rows(ctx: StageContext) -> DataFrame:
