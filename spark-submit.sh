@@ -42,4 +42,6 @@ submit="$here/.venv/bin/spark-submit"
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$python}"
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 cd "$here"
-exec "$submit" --conf spark.ui.showConsoleProgress=false "${spark_opts[@]}" "jobs/$stage.py" "$@"
+job="jobs/$stage.py"
+[[ "$stage" == "pipeline" ]] && job="jobs/run_all.py"  # a jobs/pipeline.py would shadow the package
+exec "$submit" --conf spark.ui.showConsoleProgress=false "${spark_opts[@]}" "$job" "$@"
