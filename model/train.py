@@ -67,7 +67,23 @@ def fit(
     patience: int = 5,
     seed: int = 1,
 ) -> FitResult:
-    """train_rows: pair-shard rows plus ``group`` and ``label``; valid_rows: plus ``label``."""
+    """train_rows: pair-shard rows plus ``group`` and ``label``; valid_rows: plus ``label``.
+
+    Same rows and seed give the same weights: deterministic kernels are switched on for the
+    fit (on CPU the backward of PyG's scatter otherwise sums in a varying order).
+    """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _fit(train_rows, valid_rows, valid_gold, features, num_relations, config, epochs=epochs,
+                    batch_size=batch_size, lr=lr, weight_decay=weight_decay, margin=margin,
+                    patience=patience, seed=seed)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _fit(train_rows, valid_rows, valid_gold, features, num_relations, config, *, epochs, batch_size, lr,
+         weight_decay, margin, patience, seed) -> FitResult:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = CGMuAlign(config, features.shape[1], num_relations).to(features.device)

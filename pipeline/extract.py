@@ -136,6 +136,7 @@ def run(ctx: StageContext) -> StageResult:
     shards = pair_rows(cands.select("id_a", "id_b", "type"), index, hoods)
     shard_of = F.pmod(F.xxhash64("id_a", "id_b"), F.lit(cfg.shards))
     (shards.withColumn("shard", shard_of).repartition(cfg.shards, "shard")
+     .sortWithinPartitions("id_a", "id_b")  # the same batches on every run
      .write.mode("overwrite").partitionBy("shard").parquet(str(paths.shards)))
     lists.unpersist()
 

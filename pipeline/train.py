@@ -37,6 +37,9 @@ def hard_negatives(pos: DataFrame, cands: DataFrame, k: int) -> DataFrame:
 def random_negatives(pos: pd.DataFrame, pool: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     """k pairs (a, random b') and k pairs (random a', b) per positive, same type, never the gold partner."""
     rng = np.random.default_rng(seed)
+    # Spark hands rows over in no fixed order: sort, so that the same seed draws the same pairs
+    pos = pos.sort_values("group", kind="stable")
+    pool = pool.sort_values(["kg", "type", "id"], kind="stable")
     rows = []
     for (kg, ntype), ids in pool.groupby(["kg", "type"])["id"]:
         ids = ids.to_numpy()
@@ -90,7 +93,7 @@ def build_rows(ctx: StageContext) -> DataFrame:
 def run(ctx: StageContext) -> StageResult:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
     rows = build_rows(ctx)
-    table = rows.toArrow()
+    table = rows.toArrow().sort_by([("split", "ascending"), ("id_a", "ascending"), ("id_b", "ascending")])
     split = table.column("split").to_numpy(zero_copy_only=False)
     train_rows, valid_rows = table.filter(split == "train"), table.filter(split == "valid")
     n_valid_gold = spark.read.parquet(str(paths.gold)).where("split = 'valid'").count()

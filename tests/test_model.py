@@ -88,3 +88,26 @@ def test_ranking_figures_count_missed_links():
     f1, threshold = best_f1(scores, labels, 3)
     assert threshold == 0.7 and abs(f1 - 2 * 2 / (3 + 3)) < 1e-9
     assert recall_at_precision(scores, labels, 3, 0.95) == 1 / 3
+
+
+def test_training_is_deterministic():
+    from model.train import fit
+
+    torch.manual_seed(3)
+    feats = torch.randn(40, DIM)
+    rng = np.random.default_rng(0)
+    pairs, groups, labels = [], [], []
+    for g in range(12):
+        a, b = g, 20 + g
+        children = {n: [(int(rng.integers(0, 40)), int(rng.integers(0, RELS)))] for n in range(40)}
+        for other, label in [(b, 1), (20 + (g + 1) % 12, 0), (20 + (g + 5) % 12, 0)]:
+            hop = [int(x) for x in rng.integers(0, 40, 3)]
+            pairs.append(_pair(a, hop, [0, 1, 2], other, hop[:2], [0, 1], children))
+            groups.append(g)
+            labels.append(label)
+    rows = _rows(pairs).append_column("group", pa.array(groups, pa.int64())).append_column(
+        "label", pa.array(labels, pa.int32()))
+    runs = [fit(rows, rows, 12, feats, RELS, ModelConfig(hidden=16), epochs=3, batch_size=4) for _ in range(2)]
+    for w1, w2 in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(w1, w2)
+    assert runs[0].history == runs[1].history
