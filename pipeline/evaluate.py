@@ -17,7 +17,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import functions as F
 
 from model.evaluate import average_precision, best_f1, recall_at_precision
 from pipeline.stage import StageContext, StageResult, read_stage_log
@@ -39,7 +38,7 @@ def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, score
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
     cand = scored[scored.id_a.isin(ends_a) | scored.id_b.isin(ends_b)]
-    labels = np.array([p in gold_pairs for p in zip(cand.id_a, cand.id_b)], dtype=bool)
+    labels = np.array([p in test_pairs for p in zip(cand.id_a, cand.id_b)], dtype=bool)
     s = cand.score.to_numpy()
     # hits@1 / MRR: rank of the gold partner among each test entity's candidates
     ranked = scored[scored.id_a.isin(ends_a)].copy()
@@ -53,6 +52,7 @@ def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, score
         "f1": round(f1, 4),
         "pr_auc": round(average_precision(s, labels, n), 4),
         "recall_at_p95": round(recall_at_precision(s, labels, n, 0.95), 4),
+        # the paper's "best F1 over a threshold sweep": an oracle threshold, reported, never used
         "best_f1_over_thresholds": round(best_f1(s, labels, n)[0], 4),
         "hits_at_1": round(float(np.mean(ranks == 1)) if n else 0.0, 4),
         "mrr": round(float(np.mean(1.0 / ranks)) if n else 0.0, 4),

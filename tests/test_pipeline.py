@@ -88,7 +88,6 @@ def test_merge_twice_gives_identical_tables(dblp_run, spark):
 def test_spark_submit_runs_a_stage(dblp_run, tmp_path):
     """The spark-submit path users schedule: a second JVM, jars from jars/, one stage."""
     import subprocess
-    import sys
     from pathlib import Path
 
     import yaml
