@@ -59,6 +59,11 @@ class BlockConfig(_Strict):
 class ExtractConfig(_Strict):
     cap: int = Field(10, ge=1, description="neighbours sampled per node per hop")
     sampling: Literal["relation_aware", "uniform"] = "relation_aware"
+    # typed: the model gets one relation id per relation name and direction. merged: only the
+    # direction (for graphs whose relation ids are not shared, like DBP15K's two DBpedias, where
+    # a per-relation projection of one graph has no counterpart in the other). Sampling weights
+    # use the relation names either way.
+    relations: Literal["typed", "merged"] = "typed"
     seed: int = 13
     shards: int = Field(4, ge=1)
 

@@ -117,8 +117,11 @@ def run(ctx: StageContext) -> StageResult:
     gold = spark.read.parquet(str(paths.gold))
 
     relations = relation_vocabulary(edges)
-    paths.relations.write_text(json.dumps(relations, indent=2))
     sampled = sample_neighbours(directed_edges(edges, index, relations), cfg)
+    if cfg.relations == "merged":  # keep only the direction: 0 forwards, 1 backwards
+        sampled = sampled.withColumn("rel", (F.col("rel") >= len(relations)).cast("int"))
+        relations = {"*": 0}
+    paths.relations.write_text(json.dumps(relations, indent=2))
     lists = neighbour_lists(sampled).cache()
 
     # centres: every node of a candidate pair or of a gold link (training draws from these)
