@@ -96,7 +96,10 @@ def run(ctx: StageContext) -> StageResult:
     table = rows.toArrow().sort_by([("split", "ascending"), ("id_a", "ascending"), ("id_b", "ascending")])
     split = table.column("split").to_numpy(zero_copy_only=False)
     train_rows, valid_rows = table.filter(split == "train"), table.filter(split == "valid")
-    n_valid_gold = spark.read.parquet(str(paths.gold)).where("split = 'valid'").count()
+    valid_gold = spark.read.parquet(str(paths.gold)).where("split = 'valid'")
+    if cfg.train.train_types:
+        valid_gold = valid_gold.where(F.col("type").isin(cfg.train.train_types))
+    n_valid_gold = valid_gold.count()
     relations = json.loads(paths.relations.read_text())
     features = torch.from_numpy(load_feature_matrix(paths.node_features))
     torch.set_num_threads(max(1, spark.sparkContext.defaultParallelism))
