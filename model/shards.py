@@ -43,11 +43,19 @@ class PairBatch:
         if isinstance(rows, pa.RecordBatch):
             rows = pa.Table.from_batches([rows])
         sides = {s: _side_arrays(rows, s) for s in ("a", "b")}
-        targets = np.concatenate([sides["a"]["edge_target"], sides["b"]["edge_target"]])
-        children = np.concatenate([sides["a"]["edge_child"], sides["b"]["edge_child"]])
-        rels = np.concatenate([sides["a"]["edge_rel"], sides["b"]["edge_rel"]])
-        # One copy of each (target, child, relation): a node met twice brings its list twice.
-        edges = np.unique(np.stack([targets, children, rels], axis=1), axis=0)
+        a, b = sides["a"], sides["b"]
+        # A node met several times (as a centre, as someone's neighbour) brings the same
+        # neighbour list each time: keep the edges of its first occurrence only.
+        occ_target = np.concatenate([a["occ_target"], b["occ_target"]])
+        edge_occ = np.concatenate([a["edge_occ"], b["edge_occ"] + len(a["occ_target"])])
+        first = np.zeros(len(occ_target), dtype=bool)
+        first[np.unique(occ_target, return_index=True)[1]] = True
+        keep = first[edge_occ]
+        edges = np.stack([
+            np.concatenate([a["edge_target"], b["edge_target"]])[keep],
+            np.concatenate([a["edge_child"], b["edge_child"]])[keep],
+            np.concatenate([a["edge_rel"], b["edge_rel"]])[keep],
+        ], axis=1)
         all_ids = np.concatenate(
             [edges[:, 0], edges[:, 1], sides["a"]["centre"], sides["b"]["centre"]]
         )
@@ -115,4 +123,8 @@ def _side_arrays(rows: pa.Table, side: str) -> dict[str, np.ndarray]:
         "edge_target": np.concatenate([np.repeat(centre, len1), parent_node]),
         "edge_child": np.concatenate([hop1, hop2]),
         "edge_rel": np.concatenate([rel1, rel2]),
+        # occurrences of first-layer targets (each centre, each one-hop entry) and, per edge,
+        # the occurrence whose neighbour list it belongs to
+        "occ_target": np.concatenate([centre, hop1]),
+        "edge_occ": np.concatenate([row1, n + off1[row2] + parent]),
     }

@@ -111,3 +111,13 @@ def test_training_is_deterministic():
     for w1, w2 in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
         assert torch.equal(w1, w2)
     assert runs[0].history == runs[1].history
+
+
+def test_a_neighbour_linked_twice_fills_two_slots_in_both_layers():
+    # node 3 is linked to the centre by two relations that map to the same id (merged relations)
+    rows = _rows([_pair(0, [3, 3, 4], [1, 1, 0], 1, [5], [0], {3: [(6, 0)]})])
+    batch = PairBatch.from_arrow(rows)
+    ids = batch.node_ids.numpy()
+    into_centre = ids[batch.edge_index[1].numpy()] == 0
+    assert sorted(ids[batch.edge_index[0].numpy()][into_centre].tolist()) == [3, 3, 4]  # layer 1
+    assert batch.mask_a.sum().item() == 3  # layer 2
