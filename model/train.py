@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,14 +73,20 @@ def fit(
     Same rows and seed give the same weights: deterministic kernels are switched on for the
     fit (on CPU the backward of PyG's scatter otherwise sums in a varying order).
     """
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
+    with deterministic_kernels():
         return _fit(train_rows, valid_rows, valid_gold, features, num_relations, config, epochs=epochs,
                     batch_size=batch_size, lr=lr, weight_decay=weight_decay, margin=margin,
                     patience=patience, seed=seed)
+
+
+@contextmanager
+def deterministic_kernels():
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
     finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+        torch.use_deterministic_algorithms(was)
 
 
 def _fit(train_rows, valid_rows, valid_gold, features, num_relations, config, *, epochs, batch_size, lr,

@@ -26,12 +26,13 @@ from pipeline.stage import StageContext, StageResult
 def hard_negatives(pos: DataFrame, cands: DataFrame, k: int) -> DataFrame:
     """For each positive group: its k best-named wrong partners on each side."""
     c = cands.select("id_a", "id_b", "type", "sim")
-    side_a = pos.join(c.withColumnRenamed("id_b", "neg"), ["id_a", "type"]).where("neg != id_b")
-    side_a = side_a.withColumn("r", F.row_number().over(Window.partitionBy("group").orderBy(F.desc("sim"), "neg")))
-    side_b = pos.join(c.withColumnRenamed("id_a", "neg"), ["id_b", "type"]).where("neg != id_a")
-    side_b = side_b.withColumn("r", F.row_number().over(Window.partitionBy("group").orderBy(F.desc("sim"), "neg")))
-    return side_a.where(F.col("r") <= k).select(F.col("id_a"), F.col("neg").alias("id_b"), "type", "group").unionByName(
-        side_b.where(F.col("r") <= k).select(F.col("neg").alias("id_a"), "id_b", "type", "group"))
+    best = Window.partitionBy("group").orderBy(F.desc("sim"), "neg")
+    sides = []
+    for keep, swap in (("id_a", "id_b"), ("id_b", "id_a")):
+        wrong = pos.join(c.withColumnRenamed(swap, "neg"), [keep, "type"]).where(F.col("neg") != F.col(swap))
+        wrong = wrong.withColumn("r", F.row_number().over(best)).where(F.col("r") <= k)
+        sides.append(wrong.select(keep, F.col("neg").alias(swap), "type", "group"))
+    return sides[0].unionByName(sides[1])
 
 
 def random_negatives(pos: pd.DataFrame, pool: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
