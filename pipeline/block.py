@@ -66,24 +66,30 @@ def top_k_pairs(weights: DataFrame, cfg: BlockConfig, types: list[str]) -> DataF
 
 def diagnostics(nodes: DataFrame, cands: DataFrame, gold: DataFrame) -> dict:
     sizes = {(r["kg"], r["type"]): r["count"] for r in nodes.groupBy("kg", "type").count().collect()}
-    all_pairs = sum(sizes.get((KG_A, t), 0) * sizes.get((KG_B, t), 0) for _, t in sizes)
-    n_cands = cands.count()
-    per_a = cands.groupBy("type", "id_a").count()
+    types = {t for _, t in sizes}
+    all_pairs = sum(sizes.get((KG_A, t), 0) * sizes.get((KG_B, t), 0) for t in types)
     per_type = {
         r["type"]: {"candidates": r["n"], "entities_a": r["ents"], "mean_per_entity": round(r["mean"], 2),
                     "max_per_entity": r["max"]}
-        for r in per_a.groupBy("type").agg(
+        for r in cands.groupBy("type", "id_a").count().groupBy("type").agg(
             F.sum("count").alias("n"), F.count("*").alias("ents"), F.mean("count").alias("mean"),
             F.max("count").alias("max")).collect()
     }
-    found = gold.join(cands.select("id_a", "id_b", "type"), ["id_a", "id_b", "type"], "left_semi")
+    n_cands = sum(t["candidates"] for t in per_type.values())
+    # one pass over the gold links: found or not, per split
+    hit = cands.select("id_a", "id_b", "type", F.lit(1).alias("found"))
+    by_split = {
+        r["split"]: (r["total"], r["found"])
+        for r in gold.join(hit, ["id_a", "id_b", "type"], "left").groupBy("split").agg(
+            F.count("*").alias("total"), F.count("found").alias("found")).collect()
+    }
     completeness = {}
-    for label, g, f in [("all", gold, found)] + [
-        (s, gold.where(F.col("split") == s), found.where(F.col("split") == s)) for s in ("train", "valid", "test")
-    ]:
-        total = g.count()
-        if total:
-            completeness[label] = round(f.count() / total, 5)
+    total, found = sum(t for t, _ in by_split.values()), sum(f for _, f in by_split.values())
+    if total:
+        completeness["all"] = round(found / total, 5)
+    for split in ("train", "valid", "test"):
+        if by_split.get(split, (0, 0))[0]:
+            completeness[split] = round(by_split[split][1] / by_split[split][0], 5)
     return {
         "candidates": n_cands,
         "comparisons_without_blocking": all_pairs,
