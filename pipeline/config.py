@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.network import ModelConfig
 
@@ -23,17 +23,32 @@ class _Strict(BaseModel):
 
 class DatasetConfig(_Strict):
     name: str
-    format: Literal["dblp_acm", "dbp15k"]
+    format: str  # an adapter module under pipeline/sources/
     path: Path
     seed: int = 7
-    # dbp15k: share of the gold links used for training (valid is carved from it).
+    # KG benchmarks without a labelled split: share of the gold links used for training
+    # (valid is carved from it).
     train_fraction: float = Field(0.3, gt=0, lt=1)
     valid_fraction_of_train: float = Field(0.1, gt=0, lt=1)
+    # the adapter's own settings, checked against its ``Options`` model
+    options: dict[str, Any] = {}
 
     @field_validator("path", mode="before")
     @classmethod
     def _expand(cls, v: str) -> str:
         return str(v).replace("${DATA_DIR}", os.environ.get("DATA_DIR", "../shared/data"))
+
+    @model_validator(mode="after")
+    def _adapter_options(self) -> "DatasetConfig":
+        from pipeline.sources import adapter
+
+        adapter(self.format).Options.model_validate(self.options)
+        return self
+
+    def adapter_options(self) -> BaseModel:
+        from pipeline.sources import adapter
+
+        return adapter(self.format).Options.model_validate(self.options)
 
 
 class SparkConfig(_Strict):

@@ -6,6 +6,7 @@ apart by the ``kg`` column ("A" or "B"). ``gold`` holds the known links, where a
 Warehouse layout (``Paths`` below builds every path; no stage spells a path itself)::
 
     <warehouse>/input/{nodes,edges,gold}        ingest        Parquet, NODES/EDGES/GOLD
+    <warehouse>/input/labelled                  ingest        Parquet, LABELLED (where the source has it)
     <warehouse>/cache/name_vectors              features      Parquet, NAME_VECTOR (shared by all runs)
     <warehouse>/runs/<run_id>/
         node_index                              features      Parquet, NODE_INDEX
@@ -65,6 +66,16 @@ GOLD = T.StructType([
     T.StructField("id_b", T.StringType(), False),
     T.StructField("type", T.StringType(), False),
     T.StructField("split", T.StringType(), True),
+])
+
+# A benchmark's own labelled pairs (ER sets: DeepMatcher/Ditto train/valid/test files), label 1
+# or 0. Train uses its negatives, valid picks the threshold, test is evaluation protocol (a).
+LABELLED = T.StructType([
+    T.StructField("id_a", T.StringType(), False),
+    T.StructField("id_b", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("label", T.IntegerType(), False),
+    T.StructField("split", T.StringType(), False),
 ])
 
 NAME_VECTOR = T.StructType([
@@ -180,6 +191,10 @@ class Paths:
     @property
     def gold(self) -> Path:
         return self.input / "gold"
+
+    @property
+    def labelled(self) -> Path:
+        return self.input / "labelled"
 
     @property
     def name_vectors(self) -> Path:

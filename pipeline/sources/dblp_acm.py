@@ -12,6 +12,7 @@ Gold: the 2,224 paper links, each carrying the split of the labelled pair it app
 """
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -67,7 +68,11 @@ def _graph(table: DataFrame, kg: str) -> tuple[DataFrame, DataFrame]:
     return nodes, edges
 
 
-def read(spark: SparkSession, ds: DatasetConfig) -> SourceTables:
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTables:
     folder = ds.path
     require_files(folder, ["tableA.csv", "tableB.csv", "matches_2224.csv", "train.csv", "valid.csv", "test.csv"])
     nodes_a, edges_a = _graph(_csv(spark, folder / "tableA.csv", TABLE_SCHEMA), KG_A)

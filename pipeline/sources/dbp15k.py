@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -38,7 +39,11 @@ def split_links(links: pd.DataFrame, ds: DatasetConfig) -> pd.DataFrame:
     return links.assign(split=split)
 
 
-def read(spark: SparkSession, ds: DatasetConfig) -> SourceTables:
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTables:
     folder = ds.path
     require_files(folder, FILES)
     with open(folder / "translated_ent_name.json", encoding="utf-8") as fh:
