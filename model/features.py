@@ -42,3 +42,25 @@ def load_feature_matrix(path) -> np.ndarray:
     vec = table.column("vec").combine_chunks()
     values = vec.values.to_numpy(zero_copy_only=False).astype(np.float32)
     return values.reshape(table.num_rows, -1)
+
+
+def anchored_features(features, pairs: np.ndarray):
+    """A copy of ``features`` in which both nodes of each aligned pair hold the pair's mean vector.
+
+    pairs: int [K, 2] of node ids (a node in several pairs gets the mean over all of them).
+    Works on torch tensors; returns ``features`` itself when there are no pairs.
+    """
+    import torch
+
+    if len(pairs) == 0:
+        return features
+    pairs = torch.as_tensor(np.asarray(pairs, dtype=np.int64), device=features.device)
+    mean = (features[pairs[:, 0]] + features[pairs[:, 1]]) / 2
+    nodes = pairs.reshape(-1)
+    total = torch.zeros_like(features).index_add_(0, nodes, mean.repeat_interleave(2, dim=0))
+    count = torch.zeros(len(features), device=features.device).index_add_(
+        0, nodes, torch.ones(len(nodes), device=features.device))
+    out = features.clone()
+    hit = count > 0
+    out[hit] = total[hit] / count[hit].unsqueeze(1)
+    return out

@@ -25,13 +25,15 @@ def score_table(
     model: CGMuAlign,
     features: torch.Tensor,
     batch_size: int = 2048,
+    anchored: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """exp(-distance) for every row, in row order. ``features`` lives on the model's device."""
+    """exp(-distance) for every row, in row order. ``features`` (and ``anchored``, the features
+    with aligned pairs merged, see model/network.py) live on the model's device."""
     if isinstance(rows, pa.RecordBatch):
         rows = pa.Table.from_batches([rows])
     device = features.device
     out = np.empty(rows.num_rows, dtype=np.float64)
     for start in range(0, rows.num_rows, batch_size):
         batch = PairBatch.from_arrow(rows.slice(start, batch_size)).to(device)
-        out[start : start + batch.num_pairs] = model(batch, features).score.double().cpu().numpy()
+        out[start : start + batch.num_pairs] = model(batch, features, anchored).score.double().cpu().numpy()
     return out

@@ -56,9 +56,14 @@ class RelationalMeanConv(MessagePassing):
         self.rel_proj = RelationProjection(in_dim, half, num_relations, num_bases)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        return self.combine(x, self.neighbour_half(x, edge_index, edge_type))
+
+    def neighbour_half(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
         x_bases = self.rel_proj.project_bases(x).flatten(1)  # per node, not per edge
-        neighbours = self.propagate(edge_index, x=x_bases, edge_type=edge_type)
-        return F.relu(torch.cat([self.self_proj(x), neighbours], dim=-1))
+        return self.propagate(edge_index, x=x_bases, edge_type=edge_type)
+
+    def combine(self, x_self: Tensor, neighbours: Tensor) -> Tensor:
+        return F.relu(torch.cat([self.self_proj(x_self), neighbours], dim=-1))
 
     def message(self, x_j: Tensor, edge_type: Tensor) -> Tensor:
         x_j = x_j.view(-1, self.rel_proj.num_bases, self.rel_proj.out_dim)

@@ -3,6 +3,12 @@
 One encoder with shared parameters serves both graphs. Layer 1 (AverageAgg) runs once per
 node; layer 2 (CollectiveAgg) runs once per pair, because its cross-graph attention depends on
 the other candidate. The pair's distance is ||h_a - h_b||; its score is exp(-distance).
+
+Collective alignment across rounds: ``forward`` takes, besides the level-0 features, an
+optional *anchored* copy in which each already-aligned pair (seed links, then the confident
+matches of the previous round, of any type) shares one vector. Neighbours read the anchored
+copy, the two centres always their own features, so an aligned author pulls its papers
+together (and draws the cross-graph attention) without a pair ever seeing its own answer.
 """
 from __future__ import annotations
 
@@ -21,6 +27,9 @@ class ModelConfig:
     num_bases: int = 8  # relation projections share this many basis matrices
     cross_attention: bool = True
     self_attention: bool = True
+    # False: every edge gets one shared projection and attention vector (ablation "no
+    # relation features"); True: one per relation and direction (MODEL.md §3, §5).
+    relation_aware: bool = True
 
     def __post_init__(self) -> None:
         if self.hidden < 2 or self.hidden % 2:
@@ -57,12 +66,24 @@ class CGMuAlign(nn.Module):
             self_attention=config.self_attention,
         )
 
-    def forward(self, batch: PairBatch, features: Tensor) -> PairOutput:
-        """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id)."""
+    def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None) -> PairOutput:
+        """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
+        anchored: the same with aligned pairs merged (see the module docstring), or None."""
         x = features[batch.node_ids]
-        h1 = self.layer1(x, batch.edge_index, batch.edge_type)
-        a = Side(h1[batch.centre_a], h1[batch.hop1_a], batch.rel_a, batch.mask_a)
-        b = Side(h1[batch.centre_b], h1[batch.hop1_b], batch.rel_b, batch.mask_b)
+        x_nbr = x
+        if anchored is not None:
+            # the batch's centres keep their own vectors even where they appear as someone's
+            # neighbour (e.g. paper -> author -> the same paper): no pair sees its own answer
+            centres = torch.cat([batch.centre_a, batch.centre_b])
+            x_nbr = anchored[batch.node_ids].index_copy(0, centres, x[centres])
+        edge_type, rel_a, rel_b = batch.edge_type, batch.rel_a, batch.rel_b
+        if not self.config.relation_aware:
+            edge_type, rel_a, rel_b = (torch.zeros_like(t) for t in (edge_type, rel_a, rel_b))
+        messages = self.layer1.neighbour_half(x_nbr, batch.edge_index, edge_type)
+        h1_centre = self.layer1.combine(x, messages)
+        h1_nbr = h1_centre if anchored is None else self.layer1.combine(x_nbr, messages)
+        a = Side(h1_centre[batch.centre_a], h1_nbr[batch.hop1_a], rel_a, batch.mask_a)
+        b = Side(h1_centre[batch.centre_b], h1_nbr[batch.hop1_b], rel_b, batch.mask_b)
         h_a, h_b, w_a, w_b = self.layer2(a, b)
         distance = torch.sqrt(((h_a - h_b) ** 2).sum(-1) + 1e-9)
         return PairOutput(distance, w_a, w_b)

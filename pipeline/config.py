@@ -57,6 +57,12 @@ class SparkConfig(_Strict):
     driver_memory: str = "4g"
 
 
+class FeaturesConfig(_Strict):
+    # attrs keys read as numbers (prices, years, durations, dates) and appended to the name
+    # vector, two values each (pipeline/features.py)
+    numeric: list[str] = []
+
+
 class BlockConfig(_Strict):
     # Candidates kept per entity, from each side, per node type ("default" for the rest).
     top_k: dict[str, int] = {"default": 10}
@@ -101,6 +107,15 @@ class ScoreConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class CollectiveConfig(_Strict):
+    # Collective alignment (model/network.py): aligned pairs share one level-0 vector as seen by
+    # their neighbours. Seed links (the train split) are aligned from the start; each scoring
+    # round after the first adds the previous round's confident matches (mutual best at or
+    # above the threshold, every type), so matched authors pull their papers together.
+    enabled: bool = True
+    rounds: int = Field(2, ge=1, description="scoring rounds; 1 = seed links only")
+
+
 class MergeConfig(_Strict):
     # Pairs scoring at or above the threshold chosen on valid, that are each other's best, align.
     threshold: float | None = None  # None: take the one training chose on the valid split
@@ -112,11 +127,13 @@ class PipelineConfig(_Strict):
     dataset: DatasetConfig
     warehouse: Path
     spark: SparkConfig = SparkConfig()
+    features: FeaturesConfig = FeaturesConfig()
     block: BlockConfig = BlockConfig()
     extract: ExtractConfig = ExtractConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     score: ScoreConfig = ScoreConfig()
+    collective: CollectiveConfig = CollectiveConfig()
     merge: MergeConfig = MergeConfig()
 
     @field_validator("model", mode="before")

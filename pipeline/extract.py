@@ -115,6 +115,7 @@ def run(ctx: StageContext) -> StageResult:
     edges = spark.read.parquet(str(paths.edges))
     cands = spark.read.parquet(str(paths.candidates))
     gold = spark.read.parquet(str(paths.gold))
+    labelled = spark.read.parquet(str(paths.labelled)) if paths.labelled.exists() else None
 
     relations = relation_vocabulary(edges)
     sampled = sample_neighbours(directed_edges(edges, index, relations), cfg)
@@ -124,14 +125,14 @@ def run(ctx: StageContext) -> StageResult:
     paths.relations.write_text(json.dumps(relations, indent=2))
     lists = neighbour_lists(sampled).cache()
 
-    # centres: every node of a candidate pair or of a gold link (training draws from these)
-    ends = (
-        cands.select(F.lit("A").alias("kg"), F.col("id_a").alias("id"))
-        .union(cands.select(F.lit("B"), "id_b"))
-        .union(gold.select(F.lit("A"), "id_a"))
-        .union(gold.select(F.lit("B"), "id_b"))
-        .distinct()
-    )
+    # centres: every node of a candidate pair, of a gold link (training draws from these) or
+    # of a labelled pair
+    pairs = [cands, gold] + ([labelled] if labelled is not None else [])
+    ends = None
+    for df in pairs:
+        both = df.select(F.lit("A").alias("kg"), F.col("id_a").alias("id")).union(df.select(F.lit("B"), "id_b"))
+        ends = both if ends is None else ends.union(both)
+    ends = ends.distinct()
     centres = index.join(ends, ["kg", "id"]).select("nid")
     two_hop(centres, lists).write.mode("overwrite").parquet(str(paths.neighbourhoods))
     hoods = spark.read.parquet(str(paths.neighbourhoods))
@@ -142,6 +143,10 @@ def run(ctx: StageContext) -> StageResult:
      .sortWithinPartitions("id_a", "id_b")  # the same batches on every run
      .write.mode("overwrite").partitionBy("shard").parquet(str(paths.shards)))
     lists.unpersist()
+    if labelled is not None:  # the benchmark's own pairs, scored apart (evaluation protocol (a))
+        (pair_rows(labelled.select("id_a", "id_b", "type", "label", "split"), index, hoods)
+         .repartition(1).sortWithinPartitions("split", "id_a", "id_b")
+         .write.mode("overwrite").parquet(str(paths.labelled_shards)))
 
     n_hoods = hoods.count()
     sizes = hoods.select(F.size("hop1").alias("h1"), F.size("hop2").alias("h2")).agg(

@@ -4,6 +4,13 @@ Each distinct normalised name is encoded once, ever: vectors live in a cache tab
 warehouse (``cache/name_vectors``) shared by all runs, and only names missing from it are
 encoded, inside Spark workers (``mapInArrow``, one encoder per Python worker, one torch thread).
 
+Numeric attributes (``features.numeric``: prices, years, ABV, durations, dates), as the paper's
+§4.3 does, are appended to the name vector: for each listed attribute key, two numbers per node,
+the value on a signed log scale standardised over the dataset, and whether the node has it
+(nodes without it, and nodes of other types, get zeros). Parsing uses Spark built-ins only:
+"$ 1,299.00", "7.50 %", "3:01" (m:ss, as seconds), "31-Mar-15" / "2015-03-31" (as a
+fractional year).
+
 Writes ``node_index`` (nid <-> (kg, id)) and ``node_features.parquet`` (row nid = the vector of
 node nid), which the model reads directly.
 """
@@ -54,6 +61,40 @@ def cached_vectors(spark, path) -> DataFrame | None:
     return spark.read.schema(NAME_VECTOR).parquet(str(path))
 
 
+def parse_number(value: Column) -> Column:
+    """A string attribute -> double: plain numbers, money, percentages, m:ss durations, dates."""
+    text = F.trim(value)
+    plain = F.regexp_replace(text, r"[$€£%,\s]", "").try_cast("double")
+    parts = F.split(text, ":")
+    duration = F.when(
+        text.rlike(r"^\d{1,3}:\d{2}(:\d{2})?$"),
+        F.aggregate(parts, F.lit(0.0), lambda acc, p: acc * 60 + p.cast("double")),
+    )
+    stamp = F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in
+                         ("yyyy-MM-dd", "dd-MMM-yy", "d-MMM-yy", "MMMM d, yyyy", "MMM d, yyyy")])
+    as_year = F.year(stamp) + (F.dayofyear(stamp) - 1) / 366.0
+    return F.coalesce(plain, duration, as_year)
+
+
+def numeric_features(nodes: DataFrame, keys: list[str]) -> DataFrame:
+    """(kg, id, num: array<float> of 2 per key) for nodes with any of the keys."""
+    cols = []
+    for key in keys:
+        v = parse_number(F.col("attrs")[key])
+        cols.append(F.signum(v) * F.log1p(F.abs(v)))
+    parsed = nodes.select("kg", "id", *[c.alias(f"v{i}") for i, c in enumerate(cols)])
+    stats = parsed.agg(*[x for i in range(len(keys)) for x in
+                         (F.mean(f"v{i}").alias(f"m{i}"), F.stddev_pop(f"v{i}").alias(f"s{i}"))]).first()
+    out = []
+    for i in range(len(keys)):
+        mean, sd = stats[f"m{i}"] or 0.0, stats[f"s{i}"] or 1.0
+        z = (F.col(f"v{i}") - F.lit(mean)) / F.lit(sd if sd > 0 else 1.0)
+        out += [F.coalesce(z, F.lit(0.0)), F.col(f"v{i}").isNotNull().cast("double")]
+    present = F.greatest(*[F.col(f"v{i}").isNotNull() for i in range(len(keys))]) if len(keys) > 1 \
+        else F.col("v0").isNotNull()
+    return parsed.where(present).select("kg", "id", F.array(*out).cast("array<float>").alias("num"))
+
+
 def run(ctx: StageContext) -> StageResult:
     spark, paths = ctx.spark, ctx.paths
     nodes = spark.read.parquet(str(paths.nodes)).withColumn("name_key", name_key(F.col("name")))
@@ -75,7 +116,14 @@ def run(ctx: StageContext) -> StageResult:
     index.drop("name_key").write.mode("overwrite").parquet(str(paths.node_index))
     index = spark.read.parquet(str(paths.node_index))
     with_keys = index.join(nodes.select("kg", "id", "name_key"), ["kg", "id"])
-    vectors = with_keys.join(cache.dropDuplicates(["name_key"]), "name_key").select("nid", "vec")
+    vectors = with_keys.join(cache.dropDuplicates(["name_key"]), "name_key").select("nid", "kg", "id", "vec")
+    numeric = ctx.config.features.numeric
+    if numeric:
+        zeros = F.array_repeat(F.lit(0.0).cast("float"), 2 * len(numeric))
+        nums = numeric_features(nodes, numeric)
+        vectors = vectors.join(nums, ["kg", "id"], "left").withColumn(
+            "vec", F.concat("vec", F.coalesce("num", zeros)))
+    vectors = vectors.select("nid", "vec")
     table = vectors.orderBy("nid").toArrow()
     n_index = index.count()
     if table.num_rows != n_index:
@@ -84,6 +132,7 @@ def run(ctx: StageContext) -> StageResult:
     pq.write_table(table, str(paths.node_features))
     return StageResult(
         rows_in=n_index, rows_out=table.num_rows,
-        details={"distinct_names": keys.count(), "names_encoded": n_missing},
+        details={"distinct_names": keys.count(), "names_encoded": n_missing, "numeric": numeric,
+                 "dim": len(table.column("vec")[0]) if table.num_rows else 0},
     )
 

@@ -16,9 +16,12 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         blocking.json                           block         diagnostics
         neighbourhoods                          extract       Parquet, NEIGHBOURHOOD
         shards/shard=<k>/                       extract       Parquet, PAIR_SHARD (see below)
+        labelled_shards                         extract       Parquet, PAIR_SHARD + label, split (labelled pairs)
+        anchors/round=<k>.parquet               train, score  (nid_a, nid_b) aligned before round k+1
         train_pairs                             train         Parquet, PAIR_SHARD + TRAIN_EXTRA
         model/{weights.safetensors,config.json} train
-        scores                                  score         Parquet, SCORE
+        scores                                  score         Parquet, SCORE (last round)
+        labelled_scores                         score         Parquet, SCORE + label, split
         metrics.json                            merge         the run's figures
     <warehouse>/delta/{unified_nodes,unified_edges,alignment}   merge   Delta, UNIFIED_*/ALIGNMENT
     <warehouse>/reports/{latest,<run_id>}/metrics.json          merge
@@ -231,6 +234,17 @@ class Paths:
     @property
     def shards(self) -> Path:
         return self.run / "shards"
+
+    @property
+    def labelled_shards(self) -> Path:
+        return self.run / "labelled_shards"
+
+    def anchors(self, round_no: int) -> Path:
+        return self.run / "anchors" / f"round={round_no}.parquet"
+
+    @property
+    def labelled_scores(self) -> Path:
+        return self.run / "labelled_scores"
 
     @property
     def train_pairs(self) -> Path:

@@ -2,9 +2,17 @@
 
 Training rows: for each gold train link (a, b), the positive pair, ``hard_negatives`` pairs
 (a, b') and (a', b) taken from the blocking candidates (most similar names first) and
-``random_negatives`` pairs of each kind with random nodes of the same type. Valid rows: every
-candidate pair touching a valid link, plus the valid links themselves; the threshold is the
-one with the best F1 there. Rows are written to ``train_pairs`` so a failed fit can be rerun.
+``random_negatives`` pairs of each kind with random nodes of the same type. Where the benchmark
+has its own labelled pairs (``input/labelled``), its train negatives join the group of the
+positive they share an entity with, or form a group of their own (they then get a pointwise
+loss, model/train.py).
+
+Valid rows: with labelled pairs, the benchmark's valid pairs (its own protocol); otherwise every
+candidate pair touching a valid link, plus the valid links themselves. The threshold is the one
+with the best F1 there. Rows are written to ``train_pairs`` so a failed fit can be rerun.
+
+Seed anchors: the train links, as node-id pairs (``anchors/round=0.parquet``), which the
+collective model reads (model/network.py) in training and in the first scoring round.
 """
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from model import checkpoint
-from model.features import load_feature_matrix
+from model.features import anchored_features, load_feature_matrix
 from model.train import fit
 from pipeline.extract import pair_rows
 from pipeline.stage import StageContext, StageResult
@@ -56,9 +64,40 @@ def random_negatives(pos: pd.DataFrame, pool: pd.DataFrame, k: int, seed: int) -
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
+def labelled_negatives(pos: DataFrame, labelled: DataFrame) -> DataFrame:
+    """The benchmark's train negatives, in the group of each positive they share an entity with,
+    or in a group of their own (id from a hash, never equal to a positive's)."""
+    neg = labelled.where("split = 'train' AND label = 0").select("id_a", "id_b", "type")
+    by_a = neg.join(pos.select("id_a", "type", "group"), ["id_a", "type"])
+    by_b = neg.join(pos.select("id_b", "type", "group"), ["id_b", "type"])
+    grouped = by_a.unionByName(by_b)
+    alone = neg.join(grouped, ["id_a", "id_b", "type"], "left_anti").withColumn(
+        "group", F.xxhash64(F.lit("alone"), "id_a", "id_b"))
+    return grouped.unionByName(alone)
+
+
+def seed_anchor_pairs(gold: DataFrame, index: DataFrame) -> pd.DataFrame:
+    """The train links as (nid_a, nid_b), sorted."""
+    ids = index.select("kg", "id", "nid")
+    links = (gold.where("split = 'train'")
+             .join(ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a")), "id_a")
+             .join(ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b")), "id_b"))
+    return links.select("nid_a", "nid_b").toPandas().sort_values(["nid_a", "nid_b"], ignore_index=True)
+
+
+def write_anchors(frame: pd.DataFrame, path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame[["nid_a", "nid_b"]].astype("int64").to_parquet(path, index=False)
+
+
+def read_anchors(path) -> np.ndarray:
+    return pd.read_parquet(path)[["nid_a", "nid_b"]].to_numpy(dtype=np.int64)
+
+
 def build_rows(ctx: StageContext) -> DataFrame:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
     gold = spark.read.parquet(str(paths.gold))
+    labelled = spark.read.parquet(str(paths.labelled)) if paths.labelled.exists() else None
     cands = spark.read.parquet(str(paths.candidates))
     index = spark.read.parquet(str(paths.node_index))
     hoods = spark.read.parquet(str(paths.neighbourhoods))
@@ -74,18 +113,24 @@ def build_rows(ctx: StageContext) -> DataFrame:
     rand = random_negatives(pos_pd, pool, cfg.random_negatives, cfg.seed)
     negatives = hard_negatives(pos, cands, cfg.hard_negatives).unionByName(
         spark.createDataFrame(rand, schema="id_a string, id_b string, type string, group long"))
+    if labelled is not None:
+        negatives = negatives.unionByName(labelled_negatives(pos, labelled))
     train = pos.withColumn("label", F.lit(1)).unionByName(
         negatives.dropDuplicates(["id_a", "id_b", "group"]).withColumn("label", F.lit(0))
     ).withColumn("split", F.lit("train"))
 
-    valid_gold = gold.where("split = 'valid'").select("id_a", "id_b", "type")
-    touching = cands.join(valid_gold.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
-        cands.join(valid_gold.select("id_b", "type"), ["id_b", "type"], "left_semi"))
-    valid = touching.select("id_a", "id_b", "type").unionByName(valid_gold).distinct()
-    all_gold = gold.select("id_a", "id_b", "type", F.lit(1).alias("label"))
-    valid = valid.join(all_gold, ["id_a", "id_b", "type"], "left").select(
-        "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"),
-        F.coalesce("label", F.lit(0)).alias("label"), F.lit("valid").alias("split"))
+    if labelled is not None:
+        valid = labelled.where("split = 'valid'").select(
+            "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"), "label", "split")
+    else:
+        valid_gold = gold.where("split = 'valid'").select("id_a", "id_b", "type")
+        touching = cands.join(valid_gold.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
+            cands.join(valid_gold.select("id_b", "type"), ["id_b", "type"], "left_semi"))
+        valid = touching.select("id_a", "id_b", "type").unionByName(valid_gold).distinct()
+        all_gold = gold.select("id_a", "id_b", "type", F.lit(1).alias("label"))
+        valid = valid.join(all_gold, ["id_a", "id_b", "type"], "left").select(
+            "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"),
+            F.coalesce("label", F.lit(0)).alias("label"), F.lit("valid").alias("split"))
     rows = pair_rows(train.unionByName(valid), index, hoods)
     rows.write.mode("overwrite").parquet(str(paths.train_pairs))
     return spark.read.parquet(str(paths.train_pairs))
@@ -97,18 +142,26 @@ def run(ctx: StageContext) -> StageResult:
     table = rows.toArrow().sort_by([("split", "ascending"), ("id_a", "ascending"), ("id_b", "ascending")])
     split = table.column("split").to_numpy(zero_copy_only=False)
     train_rows, valid_rows = table.filter(split == "train"), table.filter(split == "valid")
-    valid_gold = spark.read.parquet(str(paths.gold)).where("split = 'valid'")
-    if cfg.train.train_types:
-        valid_gold = valid_gold.where(F.col("type").isin(cfg.train.train_types))
-    n_valid_gold = valid_gold.count()
+    if paths.labelled.exists():  # the benchmark's valid pairs are all there is to find
+        n_valid_gold = int((valid_rows.column("label").to_numpy() == 1).sum())
+    else:  # every valid link, including those blocking lost
+        valid_gold = spark.read.parquet(str(paths.gold)).where("split = 'valid'")
+        if cfg.train.train_types:
+            valid_gold = valid_gold.where(F.col("type").isin(cfg.train.train_types))
+        n_valid_gold = valid_gold.count()
     relations = json.loads(paths.relations.read_text())
     features = torch.from_numpy(load_feature_matrix(paths.node_features))
+    seeds = seed_anchor_pairs(spark.read.parquet(str(paths.gold)), spark.read.parquet(str(paths.node_index)))
+    if not cfg.collective.enabled:
+        seeds = seeds.iloc[:0]
+    write_anchors(seeds, paths.anchors(0))
+    anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
     torch.set_num_threads(max(1, spark.sparkContext.defaultParallelism))
     result = fit(
         train_rows, valid_rows, n_valid_gold, features, 2 * len(relations), cfg.model,
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
         weight_decay=cfg.train.weight_decay, margin=cfg.train.margin, patience=cfg.train.patience,
-        seed=cfg.train.seed,
+        seed=cfg.train.seed, anchored=anchored,
     )
     version = checkpoint.save(
         result.model, paths.model_dir, result.threshold,
@@ -120,5 +173,6 @@ def run(ctx: StageContext) -> StageResult:
         rows_in=table.num_rows, rows_out=1,
         details={"positives": n_pos, "train_rows": train_rows.num_rows, "valid_rows": valid_rows.num_rows,
                  "valid_f1": round(result.valid_f1, 4), "threshold": round(result.threshold, 4),
-                 "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version},
+                 "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version,
+                 "seed_anchors": len(seeds)},
     )

@@ -7,6 +7,7 @@ import torch
 
 from model import checkpoint
 from model.evaluate import average_precision, best_f1, recall_at_precision
+from model.features import anchored_features
 from model.infer import score_table
 from model.network import CGMuAlign, ModelConfig
 from model.shards import PairBatch
@@ -121,3 +122,38 @@ def test_a_neighbour_linked_twice_fills_two_slots_in_both_layers():
     into_centre = ids[batch.edge_index[1].numpy()] == 0
     assert sorted(ids[batch.edge_index[0].numpy()][into_centre].tolist()) == [3, 3, 4]  # layer 1
     assert batch.mask_a.sum().item() == 3  # layer 2
+
+
+def _two_relation_pair():
+    children = {2: [(10, 1), (11, 2)], 5: [(12, 3)]}
+    return _rows([_pair(0, [2, 3], [0, 1], 1, [5, 6], [2, 0], children)])
+
+
+def test_each_switch_changes_the_scores_of_the_same_weights():
+    """Cross-graph attention, self-attention and relation features are real switches: the
+    same weights score differently with each one turned off."""
+    feats = torch.randn(20, DIM)
+    rows = _two_relation_pair()
+    full = _model()
+    base = score_table(rows, full, feats)
+    for switch in ("cross_attention", "self_attention", "relation_aware"):
+        off = CGMuAlign(ModelConfig(hidden=16, **{switch: False}), DIM, RELS).eval()
+        off.load_state_dict(full.state_dict())
+        assert not np.allclose(score_table(rows, off, feats), base, rtol=1e-4), switch
+
+
+def test_anchors_reach_neighbours_but_never_the_pair_itself():
+    feats = torch.randn(20, DIM)
+    rows = _two_relation_pair()
+    model = _model()
+    base = score_table(rows, model, feats)
+    # the pair's own two centres aligned: the score must not move (no pair sees its answer)
+    self_anchor = anchored_features(feats, np.array([[0, 1]]))
+    np.testing.assert_allclose(score_table(rows, model, feats, anchored=self_anchor), base, rtol=1e-6)
+    # same-named centres whose neighbours differ; once the neighbours are aligned one to one
+    # (2-5 and 3-6, same relations, no children) the two sides are the same: score -> 1
+    feats[1] = feats[0]
+    rows = _rows([_pair(0, [2, 3], [0, 1], 1, [5, 6], [0, 1])])
+    before = score_table(rows, model, feats)[0]
+    after = score_table(rows, model, feats, anchored=anchored_features(feats, np.array([[2, 5], [3, 6]])))[0]
+    assert before < 0.99 and after > 0.999
