@@ -14,6 +14,9 @@ from pipeline.spark import get_spark
 from pipeline.config import SparkConfig
 
 DATA = Path(__file__).resolve().parent / "data"
+REPO = Path(__file__).resolve().parents[1]
+# the demo's adapter options (format "magellan"), so the tests build the demo's graph
+DBLP_OPTIONS = yaml.safe_load((REPO / "conf" / "dblp_acm.yaml").read_text(encoding="utf-8"))["dataset"]["options"]
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +39,8 @@ def dblp_run(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dblp")
     cfg = write_config(
         tmp,
-        {"name": "dblp_acm_small", "format": "dblp_acm", "path": str(DATA / "dblp_acm_small")},
+        {"name": "dblp_acm_small", "format": "magellan", "path": str(DATA / "dblp_acm_small"),
+         "options": DBLP_OPTIONS},
         block={"top_k": {"paper": 5, "author": 5, "venue": 3, "year": 1}},
         extract={"cap": 10, "shards": 2},
         train={"epochs": 12, "patience": 4},

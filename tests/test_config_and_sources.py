@@ -1,4 +1,4 @@
-"""Config validation and the DBP15K adapter on its bundled slice."""
+"""Config validation, and the DBLP-ACM (magellan) and DBP15K adapters on their bundled slices."""
 from __future__ import annotations
 
 import pytest
@@ -8,18 +8,39 @@ from pipeline.config import ConfigError, load_config
 from pipeline.schema import Paths
 from pipeline.stage import StageContext
 
-from conftest import DATA, write_config
+from conftest import DATA, DBLP_OPTIONS, write_config
 
 
 def test_unknown_key_and_bad_value_are_refused(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("dataset: {name: x, format: dblp_acm, path: data}\nwarehouse: w\nextract: {cap: 0, capp: 3}\n")
+    bad.write_text("dataset: {name: x, format: magellan, path: data, options: {entity_type: paper, name_column: title}}\nwarehouse: w\nextract: {cap: 0, capp: 3}\n")
     with pytest.raises(ConfigError) as err:
         load_config(bad)
     assert "extract.cap" in str(err.value) and "extract.capp" in str(err.value)
-    bad.write_text("dataset: {name: x, format: dblp_acm, path: data}\nwarehouse: w\nmodel: {hidden: 7}\n")
+    bad.write_text("dataset: {name: x, format: magellan, path: data, options: {entity_type: paper, name_column: title}}\nwarehouse: w\nmodel: {hidden: 7}\n")
     with pytest.raises(ConfigError, match="even"):
         load_config(bad)
+
+
+def test_dblp_acm_ingest_builds_the_demo_graph(spark, tmp_path):
+    """The magellan adapter with the demo's options: the graph of the former DBLP-ACM adapter
+    (counts taken from it on this slice), plus the labelled pairs."""
+    cfg = write_config(tmp_path, {"name": "dblp", "format": "magellan", "path": str(DATA / "dblp_acm_small"),
+                                  "options": DBLP_OPTIONS})
+    paths = Paths(cfg.warehouse, "t")
+    result = ingest.run(StageContext(spark, cfg, paths))
+    assert result.details["nodes_by_type"] == {"paper": 640, "author": 1426, "venue": 10, "year": 20}
+    assert result.details["edges"] == 3126 and result.details["dangling_edges"] == 0
+    assert result.details["gold_by_split"] == {"train": 160, "valid": 50, "test": 50}
+    assert result.details["labelled_by_split_label"] == {
+        "train/1": 160, "train/0": 90, "valid/1": 50, "valid/0": 21, "test/1": 50, "test/0": 35}
+    edges = {r["rel"]: r["count"] for r in spark.read.parquet(str(paths.edges)).groupBy("rel").count().collect()}
+    assert edges == {"written_by": 1846, "published_in": 640, "in_year": 640}
+    paper = spark.read.parquet(str(paths.nodes)).where("kg = 'A' AND id = 'paper/1054'").first()
+    assert paper["name"] == "concurrency and recovery for index trees"
+    assert paper["attrs"] == {"authors": "david b. lomet , betty salzberg", "venue": "vldb j.", "year": "1997"}
+    authors = spark.read.parquet(str(paths.edges)).where("kg = 'A' AND src = 'paper/1054' AND rel = 'written_by'")
+    assert sorted(r["dst"] for r in authors.collect()) == ["author/betty salzberg", "author/david b. lomet"]
 
 
 def test_missing_dataset_file_names_the_file(spark, tmp_path):

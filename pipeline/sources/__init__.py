@@ -29,7 +29,7 @@ class SourceTables:
     labelled: DataFrame | None = None
 
 
-FORMATS = ("dblp_acm", "dbp15k")
+FORMATS = ("magellan", "dbp15k", "openea")
 
 
 def adapter(fmt: str) -> ModuleType:
