@@ -109,7 +109,7 @@ def figures_of(metrics: dict, kind: str) -> dict[str, float]:
         out |= {f"labelled_{k}": lab[k] for k in ("f1", "pr_auc", "recall_at_p95") if k in lab}
         out |= {f"e2e_{k}": metrics[k] for k in ("precision", "recall", "f1", "pr_auc")}
     else:
-        out |= {k: metrics[k] for k in ("hits_at_1", "hits_at_10", "mrr")}
+        out |= {k: metrics[k] for k in ("hits_at_1", "hits_at_10", "mrr", "hits_at_1_one_to_one")}
         out["f1"] = metrics["f1"]
     stages = metrics["stages"]
     out["train_seconds"] = stages["train"]["seconds"]
