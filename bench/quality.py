@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="1,2,3", help="training seeds (default 1,2,3)")
     p.add_argument("--ablation", action="store_true", help="the ablation table instead")
     args = p.parse_args(argv)
-    setup_logging("WARNING")
+    setup_logging("INFO")  # each stage's summary line and training's epochs: progress on long runs
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.datasets.split(",") if args.datasets else (ABLATION_DATASETS if args.ablation else list(DATASETS))
     unknown = [n for n in names if n not in DATASETS]

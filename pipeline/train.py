@@ -156,7 +156,7 @@ def run(ctx: StageContext) -> StageResult:
         seeds = seeds.iloc[:0]
     write_anchors(seeds, paths.anchors(0))
     anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
-    torch.set_num_threads(max(1, spark.sparkContext.defaultParallelism))
+    torch.set_num_threads(cfg.train.threads)
     result = fit(
         train_rows, valid_rows, n_valid_gold, features, 2 * len(relations), cfg.model,
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,

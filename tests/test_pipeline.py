@@ -44,8 +44,26 @@ def test_run_reaches_good_accuracy_and_writes_metrics(dblp_run):
     assert metrics["test_links"] == 50
     assert metrics["f1"] >= 0.85, metrics
     assert metrics["hits_at_1"] >= 0.85, metrics
+    # protocol (a): the benchmark's own labelled test pairs of the slice, cut at the valid threshold
+    labelled = metrics["labelled_test"]
+    assert labelled["positives"] > 0 and labelled["pairs"] > labelled["positives"]
+    assert labelled["f1"] >= 0.85, labelled
     assert set(metrics["stages"]) == set(summaries) - {"evaluate"}  # written by evaluate itself
     assert (paths.model_dir / "weights.safetensors").is_file()
+
+
+def test_collective_rounds_add_confident_matches_as_anchors(dblp_run):
+    cfg, paths, summaries = dblp_run
+    import pandas as pd
+
+    score = summaries["score"]
+    assert score["rounds"] == cfg.collective.rounds == 2
+    seeds = pd.read_parquet(paths.anchors(0))
+    round1 = pd.read_parquet(paths.anchors(1))
+    # the seed anchors are the train links; round 1 keeps them and adds matches of other types
+    assert len(seeds) == summaries["train"]["seed_anchors"] > 0
+    assert set(map(tuple, seeds.to_numpy())) < set(map(tuple, round1.to_numpy()))
+    assert score["anchors_per_round"] == [len(seeds), len(round1)]
 
 
 def test_delta_tables_are_consistent(dblp_run, spark):
