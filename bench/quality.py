@@ -31,6 +31,7 @@ from pipeline.config import PipelineConfig, load_config  # noqa: E402
 from pipeline.runner import STAGES, run_pipeline, setup_logging  # noqa: E402
 from pipeline.schema import Paths  # noqa: E402
 from pipeline.spark import get_spark  # noqa: E402
+from pipeline.stage import read_stage_log  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REUSED = ["node_index", "node_features.parquet", "relations.json", "candidates", "blocking.json",
@@ -118,10 +119,16 @@ def figures_of(metrics: dict, kind: str) -> dict[str, float]:
     return out
 
 
+def extracted(cfg: PipelineConfig, run_id: str) -> bool:
+    """Whether the run already went through extract (its stage log says so)."""
+    return "extract" in read_stage_log(Paths(cfg.warehouse.resolve(), run_id).stage_log)
+
+
 def run_seeds(spark, cfg: PipelineConfig, kind: str, tag: str, seeds: list[int],
-              upstream_run: str | None = None) -> list[dict]:
+              upstream_run: str | None = None, resume: bool = False) -> list[dict]:
     """One run per training seed; returns each run's figures. The first seed runs the whole
-    pipeline unless ``upstream_run`` already holds features .. extract for this config."""
+    pipeline unless ``upstream_run`` already holds features .. extract for this config, or
+    ``resume`` is set and the first seed's own run already has them."""
     runs = []
     for i, seed in enumerate(seeds):
         run_id = f"{tag}-seed{seed}"
@@ -129,6 +136,8 @@ def run_seeds(spark, cfg: PipelineConfig, kind: str, tag: str, seeds: list[int],
         base = upstream_run or (f"{tag}-seed{seeds[0]}" if i else None)
         if base:
             reuse_upstream(cfg, base, run_id)
+            stages = TRAIN_ON
+        elif resume and extracted(cfg, run_id):
             stages = TRAIN_ON
         else:
             stages = list(STAGES)
@@ -168,13 +177,13 @@ def print_table(rows: list[dict]) -> None:
                   f"{'' if anchor is None else f'{anchor[0]:.4f}':>9}  {anchor[1] if anchor else ''}")
 
 
-def quality(spark, names: list[str], seeds: list[int]) -> list[dict]:
+def quality(spark, names: list[str], seeds: list[int], resume: bool) -> list[dict]:
     rows = []
     for name in names:
         ds = DATASETS[name]
         cfg = load_config(ds.conf)
         start = time.time()
-        runs = run_seeds(spark, cfg, ds.kind, f"quality-{name}", seeds)
+        runs = run_seeds(spark, cfg, ds.kind, f"quality-{name}", seeds, resume=resume)
         figures = summarise(runs)
         if not ds.end_to_end:
             figures = {k: v for k, v in figures.items() if not k.startswith("e2e_")}
@@ -204,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--datasets", help=f"comma-separated, from: {', '.join(DATASETS)}")
     p.add_argument("--seeds", default="1,2,3", help="training seeds (default 1,2,3)")
     p.add_argument("--ablation", action="store_true", help="the ablation table instead")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse a dataset's earlier features .. extract outputs (same config) and retrain")
     args = p.parse_args(argv)
     setup_logging("INFO")  # each stage's summary line and training's epochs: progress on long runs
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -212,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         p.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
     spark = get_spark(load_config(DATASETS[names[0]].conf).spark, "kgmerge-quality")
-    rows = ablation(spark, names, seeds) if args.ablation else quality(spark, names, seeds)
+    rows = ablation(spark, names, seeds) if args.ablation else quality(spark, names, seeds, args.resume)
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / ("quality_ablation.json" if args.ablation else "quality.json")

@@ -30,6 +30,10 @@ class ModelConfig:
     # False: every edge gets one shared projection and attention vector (ablation "no
     # relation features"); True: one per relation and direction (MODEL.md §3, §5).
     relation_aware: bool = True
+    # Add the level-0 distance ||x_a - x_b|| (names, numbers), with a learned non-negative
+    # weight, to the pair distance: a skip connection, so that what the names already say is not
+    # lost in the projections when only a few hundred links train them (model/README.md).
+    level0_skip: bool = True
 
     def __post_init__(self) -> None:
         if self.hidden < 2 or self.hidden % 2:
@@ -65,6 +69,8 @@ class CGMuAlign(nn.Module):
             cross_attention=config.cross_attention,
             self_attention=config.self_attention,
         )
+        if config.level0_skip:
+            self.level0_weight = nn.Parameter(torch.zeros(()))  # softplus(0) = 0.69 at start
 
     def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None) -> PairOutput:
         """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
@@ -86,4 +92,8 @@ class CGMuAlign(nn.Module):
         b = Side(h1_centre[batch.centre_b], h1_nbr[batch.hop1_b], rel_b, batch.mask_b)
         h_a, h_b, w_a, w_b = self.layer2(a, b)
         distance = torch.sqrt(((h_a - h_b) ** 2).sum(-1) + 1e-9)
+        if self.config.level0_skip:
+            x_a, x_b = x[batch.centre_a], x[batch.centre_b]
+            level0 = torch.sqrt(((x_a - x_b) ** 2).sum(-1) + 1e-9)
+            distance = distance + nn.functional.softplus(self.level0_weight) * level0
         return PairOutput(distance, w_a, w_b)
