@@ -71,15 +71,16 @@ DATASETS = {d.name: d for d in [
     Dataset("openea_d_y_15k", "conf/openea_d_y_15k.yaml", "kg"),
 ]}
 
-# Ablation variants: config overrides (section -> fields) on top of the dataset's config.
-ABLATION = {
-    "full model": {},
-    "- cross-graph attention": {"model": {"cross_attention": False}},
-    "- self-attention": {"model": {"self_attention": False}},
-    "uniform sampling": {"extract": {"sampling": "uniform"}},
-    "no relation features": {"model": {"relation_aware": False}},
-    "no collective rounds": {"collective": {"enabled": False}},
-}
+# Ablation variants: (run-id slug, label, config overrides: section -> fields).
+ABLATION = [
+    ("full", "full model", {}),
+    ("nocross", "- cross-graph attention", {"model": {"cross_attention": False}}),
+    ("noself", "- self-attention", {"model": {"self_attention": False}}),
+    ("uniform", "uniform sampling", {"extract": {"sampling": "uniform"}}),
+    ("norel", "no relation features", {"model": {"relation_aware": False}}),
+    ("nocollective", "no collective rounds", {"collective": {"enabled": False}}),
+    ("noskip", "no level-0 skip (paper's distance)", {"model": {"level0_skip": False}}),
+]
 ABLATION_DATASETS = ["dblp_acm", "walmart_amazon", "dbp15k_fr_en"]
 
 
@@ -197,13 +198,15 @@ def ablation(spark, names: list[str], seeds: list[int]) -> list[dict]:
     for name in names:
         ds = DATASETS[name]
         base_cfg = load_config(ds.conf)
-        full_tag = f"ablation-{name}-full"
-        for variant, overrides in ABLATION.items():
+        # variants that leave extraction alone reuse the upstream outputs (features .. extract)
+        # of the quality run when there is one, else of the full model's own first run
+        quality_run = f"quality-{name}-seed1"
+        shared = quality_run if extracted(base_cfg, quality_run) else f"ablation-{name}-full-seed{seeds[0]}"
+        for slug, variant, overrides in ABLATION:
             cfg = with_overrides(base_cfg, overrides)
-            tag = f"ablation-{name}-{variant.replace(' ', '_').replace('-', '')}"
-            # variants that leave extraction alone reuse the full model's upstream outputs
-            upstream = None if variant == "full model" or "extract" in overrides else f"{full_tag}-seed{seeds[0]}"
-            runs = run_seeds(spark, cfg, ds.kind, full_tag if variant == "full model" else tag, seeds, upstream)
+            tag = f"ablation-{name}-{slug}"
+            own_upstream = "extract" in overrides or (slug == "full" and shared != quality_run)
+            runs = run_seeds(spark, cfg, ds.kind, tag, seeds, None if own_upstream else shared)
             rows.append({"dataset": name, "variant": f" [{variant}]", "figures": summarise(runs), "runs": runs})
     return rows
 
