@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test setup jars bench dist clean
+.PHONY: demo test setup jars bench bench-setup dist clean
 
 demo: setup
 	./spark-submit.sh pipeline conf/dblp_acm.yaml
@@ -31,6 +31,10 @@ jars/.fetched: pom.xml
 
 bench: setup
 	$(PY) bench/pipeline.py
+
+# the optional `bench` extra (Splink) for bench/compare_splink.py
+bench-setup: setup
+	$(PY) -m pip install -e '.[bench]'
 
 clean:
 	rm -rf warehouse
