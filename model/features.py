@@ -5,6 +5,7 @@ HF_HUB_OFFLINE is set before sentence-transformers is imported to make sure of i
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -42,6 +43,24 @@ def load_feature_matrix(path) -> np.ndarray:
     vec = table.column("vec").combine_chunks()
     values = vec.values.to_numpy(zero_copy_only=False).astype(np.float32)
     return values.reshape(table.num_rows, -1)
+
+
+BLOCKS_KEY = b"kgmerge.blocks"
+
+
+def with_blocks(table, blocks: list[tuple[str, int]]):
+    """The table with its level-0 layout, e.g. [("name", 384), ("lexical", 1024)], in its metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta[BLOCKS_KEY] = json.dumps(blocks).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def feature_blocks(path) -> list[tuple[str, int]]:
+    """The level-0 layout written by the features stage; one "name" block for older files."""
+    meta = pq.read_schema(str(path)).metadata or {}
+    if BLOCKS_KEY in meta:
+        return [(name, int(size)) for name, size in json.loads(meta[BLOCKS_KEY])]
+    return [("name", len(pq.read_table(str(path)).column("vec")[0]))]
 
 
 def anchored_features(features, pairs: np.ndarray):

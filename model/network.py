@@ -31,11 +31,18 @@ class ModelConfig:
     # relation features"); True: one per relation and direction (MODEL.md §3, §5).
     relation_aware: bool = True
     # Add the level-0 distance ||x_a - x_b|| (names, numbers), with a learned non-negative
-    # weight, to the pair distance: a skip connection, so that what the names already say is not
+    # weight per part (level0_blocks), to the pair distance: a skip connection, so that what the names already say is not
     # lost in the projections when only a few hundred links train them (model/README.md).
     level0_skip: bool = True
+    # lengths of the level-0 parts (name, numeric, lexical: model/features.py), each of which
+    # gets its own skip weight; () = one part. The train stage sets it from the features file.
+    level0_blocks: tuple[int, ...] = ()
+    # whether the pair distance reads the rows' lexical cosine (lex_sim); the train stage sets
+    # it from the features stage's output (features.lexical)
+    lexical_similarity: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "level0_blocks", tuple(int(b) for b in self.level0_blocks))  # JSON gives a list
         if self.hidden < 2 or self.hidden % 2:
             raise ValueError(f"model.hidden must be an even number >= 2, got {self.hidden}")
         if self.num_bases < 1:
@@ -69,8 +76,25 @@ class CGMuAlign(nn.Module):
             cross_attention=config.cross_attention,
             self_attention=config.self_attention,
         )
+        self.level0_blocks = tuple(config.level0_blocks) or (in_dim,)
+        if sum(self.level0_blocks) != in_dim:
+            raise ValueError(f"model.level0_blocks {self.level0_blocks} add up to {sum(self.level0_blocks)}, "
+                             f"but the features have {in_dim} dimensions; rerun the features stage")
         if config.level0_skip:
-            self.level0_weight = nn.Parameter(torch.zeros(()))  # softplus(0) = 0.69 at start
+            # one non-negative weight per level-0 part, so that the name, the numbers and the
+            # lexical vector each count as much as they tell
+            self.level0_weight = nn.Parameter(torch.zeros(len(self.level0_blocks)))  # softplus(0) = 0.69
+            # the pair's lexical cosine (pipeline/features.py) enters as w * (1 - lex_sim)
+            self.lexical_weight = nn.Parameter(torch.zeros(()))
+            # the graph part starts small (softplus(-2) = 0.13) and grows as far as it helps: with a
+            # few hundred train links it otherwise drowns what the level-0 parts already say
+            self.graph_weight = nn.Parameter(torch.full((), -2.0))
+
+    def mixing_parameters(self) -> list[nn.Parameter]:
+        """The few scalars that weigh the distance's parts (graph, level-0 parts, lexical). They
+        must move far (a lexical weight of ~15 against ~1 for the name was the best mix on
+        Walmart-Amazon), so training gives them a learning rate of their own."""
+        return [p for n, p in self.named_parameters() if n in ("graph_weight", "level0_weight", "lexical_weight")]
 
     def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None) -> PairOutput:
         """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
@@ -93,7 +117,12 @@ class CGMuAlign(nn.Module):
         h_a, h_b, w_a, w_b = self.layer2(a, b)
         distance = torch.sqrt(((h_a - h_b) ** 2).sum(-1) + 1e-9)
         if self.config.level0_skip:
+            softplus = nn.functional.softplus
+            distance = softplus(self.graph_weight) * distance
             x_a, x_b = x[batch.centre_a], x[batch.centre_b]
-            level0 = torch.sqrt(((x_a - x_b) ** 2).sum(-1) + 1e-9)
-            distance = distance + nn.functional.softplus(self.level0_weight) * level0
+            weight = softplus(self.level0_weight)
+            for k, diff in enumerate(torch.split(x_a - x_b, self.level0_blocks, dim=-1)):
+                distance = distance + weight[k] * torch.sqrt((diff ** 2).sum(-1) + 1e-9)
+            if self.config.lexical_similarity:
+                distance = distance + softplus(self.lexical_weight) * (1 - batch.lex_sim)
         return PairOutput(distance, w_a, w_b)

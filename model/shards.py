@@ -30,6 +30,7 @@ class PairBatch:
     rel_b: Tensor
     mask_a: Tensor  # [P, N] bool
     mask_b: Tensor
+    lex_sim: Tensor  # [P] float, lexical cosine of the two records (0 where not computed)
 
     def to(self, device: torch.device | str) -> "PairBatch":
         return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -83,6 +84,9 @@ class PairBatch:
             edge_type=torch.from_numpy(edges[:, 2].astype(np.int64)),
             centre_a=torch.from_numpy(local_centre[:n_pairs].astype(np.int64)),
             centre_b=torch.from_numpy(local_centre[n_pairs:].astype(np.int64)),
+            lex_sim=torch.from_numpy(
+                rows.column("lex_sim").to_numpy(zero_copy_only=False).astype(np.float32)
+                if "lex_sim" in rows.column_names else np.zeros(n_pairs, dtype=np.float32)),
             **out,
         )
 

@@ -5,6 +5,8 @@ blocking candidates, random ones of the same type). For a positive (a, b) a nega
 (a, b') or (a', b), and each negative pair is encoded conditioned on its own partner, so the
 positive's partner never leaks into a negative (MODEL.md §11.10).
 Loss = mean over negatives of max(0, d(a, b) - d(neg) + margin).
+The few scalars that weigh the distance's parts (model/network.py ``mixing_parameters``) get
+their own, larger learning rate ``mixing_lr``.
 Early stopping and the decision threshold both come from the valid split.
 """
 from __future__ import annotations
@@ -78,6 +80,7 @@ def fit(
     patience: int = 5,
     seed: int = 1,
     anchored: torch.Tensor | None = None,
+    mixing_lr: float = 0.1,
 ) -> FitResult:
     """train_rows: pair-shard rows plus ``group`` and ``label``; valid_rows: plus ``label``.
     anchored: the features with the seed links merged, for neighbours (model/network.py).
@@ -88,7 +91,8 @@ def fit(
     with deterministic_kernels():
         return _fit(train_rows, valid_rows, valid_gold, features, num_relations, config, epochs=epochs,
                     batch_size=batch_size, lr=lr, weight_decay=weight_decay, margin=margin,
-                    patience=patience, seed=seed, anchored=anchored)
+                    patience=patience, seed=seed, anchored=anchored,
+                    mixing_lr=mixing_lr)
 
 
 @contextmanager
@@ -102,11 +106,15 @@ def deterministic_kernels():
 
 
 def _fit(train_rows, valid_rows, valid_gold, features, num_relations, config, *, epochs, batch_size, lr,
-         weight_decay, margin, patience, seed, anchored) -> FitResult:
+         weight_decay, margin, patience, seed, anchored, mixing_lr) -> FitResult:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = CGMuAlign(config, features.shape[1], num_relations).to(features.device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    mixing = model.mixing_parameters()
+    rest = [p for p in model.parameters() if all(p is not m for m in mixing)]
+    opt = torch.optim.Adam([{"params": rest},
+                            {"params": mixing, "lr": mixing_lr, "weight_decay": 0.0}],
+                           lr=lr, weight_decay=weight_decay)
 
     # a total order, so that batches are the same on every run whatever order Spark wrote rows in
     train_rows = train_rows.sort_by([("group", "ascending"), ("label", "descending"), ("id_a", "ascending"), ("id_b", "ascending")])

@@ -45,8 +45,14 @@ def ngram_weights(nodes: DataFrame, n: int, max_df: float) -> DataFrame:
 
 
 def top_k_pairs(weights: DataFrame, cfg: BlockConfig, types: list[str]) -> DataFrame:
-    a = weights.where(F.col("kg") == KG_A).select("type", "gram", F.col("id").alias("id_a"), F.col("w").alias("wa"))
-    b = weights.where(F.col("kg") == KG_B).select("type", "gram", F.col("id").alias("id_b"), F.col("w").alias("wb"))
+    # The join multiplies rows (every A and B name sharing a gram), while its inputs are small:
+    # adaptive execution would coalesce them into one partition and run the whole join on one
+    # core. An explicit repartition by gram is never coalesced, so the join stays spread.
+    parts = int(weights.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    a = weights.where(F.col("kg") == KG_A).select(
+        "type", "gram", F.col("id").alias("id_a"), F.col("w").alias("wa")).repartition(parts, "gram")
+    b = weights.where(F.col("kg") == KG_B).select(
+        "type", "gram", F.col("id").alias("id_b"), F.col("w").alias("wb")).repartition(parts, "gram")
     sims = (
         a.join(b, ["type", "gram"])
         .groupBy("type", "id_a", "id_b")

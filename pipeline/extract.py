@@ -99,14 +99,35 @@ def two_hop(centres: DataFrame, lists: DataFrame) -> DataFrame:
     return out.select(*NEIGHBOURHOOD.fieldNames())
 
 
-def pair_rows(pairs: DataFrame, index: DataFrame, neighbourhoods: DataFrame) -> DataFrame:
+def lexical_similarity(pairs: DataFrame, terms: DataFrame | None) -> DataFrame:
+    """(nid_a, nid_b, ...) -> the same plus ``lex_sim``, the cosine of the two nodes' lexical
+    terms (pipeline/features.py); 0 where a node has none or there are no terms at all."""
+    if terms is None:
+        return pairs.withColumn("lex_sim", F.lit(0.0).cast("float"))
+    keys = pairs.select("nid_a", "nid_b").distinct()
+    ta = terms.select(F.col("nid").alias("nid_a"), "term", F.col("w").alias("wa"))
+    tb = terms.select(F.col("nid").alias("nid_b"), "term", F.col("w").alias("wb"))
+    sims = (keys.join(ta, "nid_a").join(tb, ["nid_b", "term"])
+            .groupBy("nid_a", "nid_b").agg(F.sum(F.col("wa") * F.col("wb")).alias("lex_sim")))
+    return pairs.join(sims, ["nid_a", "nid_b"], "left").withColumn(
+        "lex_sim", F.least(F.coalesce("lex_sim", F.lit(0.0)), F.lit(1.0)).cast("float"))
+
+
+def pair_rows(pairs: DataFrame, index: DataFrame, neighbourhoods: DataFrame,
+              terms: DataFrame | None = None) -> DataFrame:
     """Pairs (id_a, id_b, type, ...) -> PAIR_SHARD rows (plus the pairs' other columns)."""
     ids = index.select("kg", "id", "nid")
     a = ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a"))
     b = ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b"))
     hood_a = neighbourhoods.select(F.col("nid").alias("nid_a"), *[F.col(c).alias(f"a_{c}") for c in SUBGRAPH_COLUMNS])
     hood_b = neighbourhoods.select(F.col("nid").alias("nid_b"), *[F.col(c).alias(f"b_{c}") for c in SUBGRAPH_COLUMNS])
-    return pairs.join(a, "id_a").join(b, "id_b").join(hood_a, "nid_a").join(hood_b, "nid_b")
+    rows = pairs.join(a, "id_a").join(b, "id_b").join(hood_a, "nid_a").join(hood_b, "nid_b")
+    return lexical_similarity(rows, terms)
+
+
+def read_terms(spark, paths) -> DataFrame | None:
+    """The features stage's lexical terms, or None where features.lexical is off."""
+    return spark.read.parquet(str(paths.lexical_terms)) if paths.lexical_terms.exists() else None
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -137,14 +158,15 @@ def run(ctx: StageContext) -> StageResult:
     two_hop(centres, lists).write.mode("overwrite").parquet(str(paths.neighbourhoods))
     hoods = spark.read.parquet(str(paths.neighbourhoods))
 
-    shards = pair_rows(cands.select("id_a", "id_b", "type"), index, hoods)
+    terms = read_terms(spark, paths)
+    shards = pair_rows(cands.select("id_a", "id_b", "type"), index, hoods, terms)
     shard_of = F.pmod(F.xxhash64("id_a", "id_b"), F.lit(cfg.shards))
     (shards.withColumn("shard", shard_of).repartition(cfg.shards, "shard")
      .sortWithinPartitions("id_a", "id_b")  # the same batches on every run
      .write.mode("overwrite").partitionBy("shard").parquet(str(paths.shards)))
     lists.unpersist()
     if labelled is not None:  # the benchmark's own pairs, scored apart (evaluation protocol (a))
-        (pair_rows(labelled.select("id_a", "id_b", "type", "label", "split"), index, hoods)
+        (pair_rows(labelled.select("id_a", "id_b", "type", "label", "split"), index, hoods, terms)
          .repartition(1).sortWithinPartitions("split", "id_a", "id_b")
          .write.mode("overwrite").parquet(str(paths.labelled_shards)))
 

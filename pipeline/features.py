@@ -11,11 +11,25 @@ the value on a signed log scale standardised over the dataset, and whether the n
 "$ 1,299.00", "7.50 %", "3:01" (m:ss, as seconds), "31-Mar-15" / "2015-03-31" (as a
 fractional year).
 
+Lexical terms (``features.lexical``): MiniLM reads a title for its meaning and blurs the exact
+tokens that tell products apart (model numbers, editions, "ii" vs "iii"). Each node's record
+text (its name, then the names of the nodes its ``features.lexical_context`` relations point
+to: a product's brand and model number) is cut into words and the character 3-grams of its
+words, TF-IDF weighted over the dataset and L2-normalised, and written as sparse rows
+``lexical_terms`` (nid, term, w), all with Spark built-ins. The extract stage turns them into
+one cosine per pair (``lex_sim``); the model adds it to the pair distance. Sparse and exact:
+hashing the terms into a dense vector of 1,024 (4,096) dimensions lowered the valid F1 of the
+plain cosine on Walmart-Amazon from 0.725 to 0.624 (0.691) through collisions.
+
+The parts (name, numeric, lexical) and their lengths are written into the Parquet file's
+metadata; the model weighs each part's distance on its own (model/network.py).
+
 Writes ``node_index`` (nid <-> (kg, id)) and ``node_features.parquet`` (row nid = the vector of
 node nid), which the model reads directly.
 """
 from __future__ import annotations
 
+import shutil
 from typing import Iterator
 
 import numpy as np
@@ -24,6 +38,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from model.features import DIM, with_blocks
 from pipeline.schema import NAME_VECTOR
 from pipeline.stage import StageContext, StageResult
 
@@ -95,6 +110,37 @@ def numeric_features(nodes: DataFrame, keys: list[str]) -> DataFrame:
     return parsed.where(present).select("kg", "id", F.array(*out).cast("array<float>").alias("num"))
 
 
+def lexical_text(nodes: DataFrame, edges: DataFrame, relations: list[str]) -> DataFrame:
+    """(kg, id, text): the node's name key, then the name keys of the nodes its ``relations``
+    edges point to, sorted (a product's title, brand and model number, as one record)."""
+    if not relations:
+        return nodes.select("kg", "id", F.col("name_key").alias("text"))
+    targets = nodes.select("kg", F.col("id").alias("dst"), F.col("name_key").alias("dst_key"))
+    context = (edges.where(F.col("rel").isin(relations)).join(targets, ["kg", "dst"])
+               .groupBy("kg", F.col("src").alias("id"))
+               .agg(F.array_join(F.array_sort(F.collect_list("dst_key")), " ").alias("context")))
+    return nodes.join(context, ["kg", "id"], "left").select(
+        "kg", "id", F.concat_ws(" ", "name_key", "context").alias("text"))
+
+
+def lexical_terms(texts: DataFrame) -> DataFrame:
+    """(kg, id, text) -> (kg, id, term, w): the text's words ("w:...") and the character 3-grams
+    of its words ("g:..."), TF-IDF over the texts, unit length per node."""
+    words = F.filter(F.split(F.col("text"), r"[^\p{L}\p{N}]+"), lambda w: F.length(w) > 0)
+    grams = F.flatten(F.transform(words, lambda w: F.transform(
+        F.sequence(F.lit(1), F.greatest(F.length(w), F.lit(1))),
+        lambda i: F.concat(F.lit("g:"), F.substring(F.concat(F.lit("#"), w, F.lit("#")), i, 3)))))
+    terms = texts.select("kg", "id", F.explode(F.concat(
+        F.transform(words, lambda w: F.concat(F.lit("w:"), w)), grams)).alias("term"))
+    tf = terms.groupBy("kg", "id", "term").agg(F.count("*").alias("tf"))
+    n_texts = texts.count()
+    idf = tf.groupBy("term").agg(F.log(F.lit(n_texts + 1.0) / (F.count("*") + 1)).alias("idf"))
+    w = tf.join(idf, "term").select("kg", "id", "term", (F.col("tf") * F.col("idf")).alias("w"))
+    norm = w.groupBy("kg", "id").agg(F.sqrt(F.sum(F.col("w") ** 2)).alias("norm"))
+    return w.join(norm, ["kg", "id"]).where(F.col("norm") > 0).select(
+        "kg", "id", "term", (F.col("w") / F.col("norm")).cast("float").alias("w"))
+
+
 def run(ctx: StageContext) -> StageResult:
     spark, paths = ctx.spark, ctx.paths
     nodes = spark.read.parquet(str(paths.nodes)).withColumn("name_key", name_key(F.col("name")))
@@ -117,22 +163,34 @@ def run(ctx: StageContext) -> StageResult:
     index = spark.read.parquet(str(paths.node_index))
     with_keys = index.join(nodes.select("kg", "id", "name_key"), ["kg", "id"])
     vectors = with_keys.join(cache.dropDuplicates(["name_key"]), "name_key").select("nid", "kg", "id", "vec")
-    numeric = ctx.config.features.numeric
+    fcfg = ctx.config.features
+    numeric = fcfg.numeric
+    blocks = [("name", DIM)]  # the parts of the vector, in order (the model weighs each)
     if numeric:
+        blocks.append(("numeric", 2 * len(numeric)))
         zeros = F.array_repeat(F.lit(0.0).cast("float"), 2 * len(numeric))
         nums = numeric_features(nodes, numeric)
         vectors = vectors.join(nums, ["kg", "id"], "left").withColumn(
             "vec", F.concat("vec", F.coalesce("num", zeros)))
+    n_terms = 0
+    if fcfg.lexical:
+        texts = lexical_text(nodes, spark.read.parquet(str(paths.edges)), fcfg.lexical_context)
+        terms = lexical_terms(texts).join(index.select("kg", "id", "nid"), ["kg", "id"]).select("nid", "term", "w")
+        terms.write.mode("overwrite").parquet(str(paths.lexical_terms))
+        n_terms = spark.read.parquet(str(paths.lexical_terms)).count()
+    else:
+        shutil.rmtree(paths.lexical_terms, ignore_errors=True)  # an earlier run's, config changed
     vectors = vectors.select("nid", "vec")
     table = vectors.orderBy("nid").toArrow()
     n_index = index.count()
     if table.num_rows != n_index:
         raise RuntimeError(f"{n_index - table.num_rows} nodes got no vector; rerun the features stage")
     paths.node_features.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, str(paths.node_features))
+    pq.write_table(with_blocks(table, blocks), str(paths.node_features))
     return StageResult(
         rows_in=n_index, rows_out=table.num_rows,
         details={"distinct_names": keys.count(), "names_encoded": n_missing, "numeric": numeric,
+                 "blocks": dict(blocks), "lexical_terms": n_terms,
                  "dim": len(table.column("vec")[0]) if table.num_rows else 0},
     )
 

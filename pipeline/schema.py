@@ -11,6 +11,7 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
     <warehouse>/runs/<run_id>/
         node_index                              features      Parquet, NODE_INDEX
         node_features.parquet                   features      one Arrow file, NODE_FEATURE (row i = nid i)
+        lexical_terms                           features      Parquet (nid, term, w), where features.lexical
         relations.json                          extract       relation vocabulary (name -> id)
         candidates                              block         Parquet, CANDIDATE
         blocking.json                           block         diagnostics
@@ -35,6 +36,7 @@ model can score a shard with no Spark and no join:
     a_hop2_parent               for each two-hop node: its parent's position in a_hop1
     a_hop2, a_hop2_rel          the sampled neighbours of each one-hop node (<= cap each)
     b_...                       the same for the B side
+    lex_sim                     cosine of the two records' lexical terms (0 without them)
 
 Relation ids: a relation name ``r`` has id ``i`` in ``relations.json``; the same edge read
 backwards (dst -> src) has id ``i + R`` where R is the vocabulary size.
@@ -124,6 +126,7 @@ PAIR_SHARD = T.StructType(
     ]
     + [T.StructField(f"a_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
     + [T.StructField(f"b_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
+    + [T.StructField("lex_sim", T.FloatType(), False)]
 )
 
 # Training pairs add: which positive a row belongs to, and whether it is that positive.
@@ -214,6 +217,10 @@ class Paths:
     @property
     def node_features(self) -> Path:
         return self.run / "node_features.parquet"
+
+    @property
+    def lexical_terms(self) -> Path:
+        return self.run / "lexical_terms"
 
     @property
     def relations(self) -> Path:

@@ -16,6 +16,7 @@ collective model reads (model/network.py) in training and in the first scoring r
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -25,9 +26,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from model import checkpoint
-from model.features import anchored_features, load_feature_matrix
+from model.features import anchored_features, feature_blocks, load_feature_matrix
 from model.train import fit
-from pipeline.extract import pair_rows
+from pipeline.extract import pair_rows, read_terms
 from pipeline.stage import StageContext, StageResult
 
 
@@ -131,7 +132,7 @@ def build_rows(ctx: StageContext) -> DataFrame:
         valid = valid.join(all_gold, ["id_a", "id_b", "type"], "left").select(
             "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"),
             F.coalesce("label", F.lit(0)).alias("label"), F.lit("valid").alias("split"))
-    rows = pair_rows(train.unionByName(valid), index, hoods)
+    rows = pair_rows(train.unionByName(valid), index, hoods, read_terms(spark, paths))
     rows.write.mode("overwrite").parquet(str(paths.train_pairs))
     return spark.read.parquet(str(paths.train_pairs))
 
@@ -151,6 +152,9 @@ def run(ctx: StageContext) -> StageResult:
         n_valid_gold = valid_gold.count()
     relations = json.loads(paths.relations.read_text())
     features = torch.from_numpy(load_feature_matrix(paths.node_features))
+    blocks = tuple(size for _, size in feature_blocks(paths.node_features))
+    model_config = dataclasses.replace(cfg.model, level0_blocks=blocks,
+                                       lexical_similarity=paths.lexical_terms.exists())
     seeds = seed_anchor_pairs(spark.read.parquet(str(paths.gold)), spark.read.parquet(str(paths.node_index)))
     if not cfg.collective.enabled:
         seeds = seeds.iloc[:0]
@@ -158,10 +162,10 @@ def run(ctx: StageContext) -> StageResult:
     anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
     torch.set_num_threads(cfg.train.threads)
     result = fit(
-        train_rows, valid_rows, n_valid_gold, features, 2 * len(relations), cfg.model,
+        train_rows, valid_rows, n_valid_gold, features, 2 * len(relations), model_config,
         epochs=cfg.train.epochs, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
         weight_decay=cfg.train.weight_decay, margin=cfg.train.margin, patience=cfg.train.patience,
-        seed=cfg.train.seed, anchored=anchored,
+        seed=cfg.train.seed, anchored=anchored, mixing_lr=cfg.train.mixing_lr,
     )
     version = checkpoint.save(
         result.model, paths.model_dir, result.threshold,

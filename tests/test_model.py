@@ -134,10 +134,10 @@ def test_each_switch_changes_the_scores_of_the_same_weights():
     same weights score differently with each one turned off."""
     feats = torch.randn(20, DIM)
     rows = _two_relation_pair()
-    full = _model()
+    full = _model(level0_skip=False)  # the paper's distance: the graph part alone
     base = score_table(rows, full, feats)
     for switch in ("cross_attention", "self_attention", "relation_aware"):
-        off = CGMuAlign(ModelConfig(hidden=16, **{switch: False}), DIM, RELS).eval()
+        off = CGMuAlign(ModelConfig(hidden=16, level0_skip=False, **{switch: False}), DIM, RELS).eval()
         off.load_state_dict(full.state_dict())
         assert not np.allclose(score_table(rows, off, feats), base, rtol=1e-4), switch
 
@@ -145,7 +145,7 @@ def test_each_switch_changes_the_scores_of_the_same_weights():
 def test_anchors_reach_neighbours_but_never_the_pair_itself():
     feats = torch.randn(20, DIM)
     rows = _two_relation_pair()
-    model = _model()
+    model = _model(level0_skip=False)
     base = score_table(rows, model, feats)
     # the pair's own two centres aligned: the score must not move (no pair sees its answer)
     self_anchor = anchored_features(feats, np.array([[0, 1]]))

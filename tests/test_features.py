@@ -1,0 +1,49 @@
+"""Level-0 features beyond the MiniLM name vector, on real Spark: numbers and lexical vectors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyspark.sql import functions as F
+
+from pipeline.extract import lexical_similarity
+from pipeline.features import lexical_terms, lexical_text, parse_number
+
+
+def test_numbers_money_durations_and_dates_parse(spark):
+    values = ["$ 1,299.00", "7.50 %", "3:01", "2015-03-31", "31-Mar-15", "n/a", None]
+    df = spark.createDataFrame([(v,) for v in values], "v string")
+    got = [r.x for r in df.select(parse_number(df.v).alias("x")).collect()]
+    assert got[0] == pytest.approx(1299.0)
+    assert got[1] == pytest.approx(7.5)
+    assert got[2] == pytest.approx(181.0)  # m:ss as seconds
+    assert got[3] == pytest.approx(2015 + 89 / 366)  # a date as a fractional year
+    assert got[4] == pytest.approx(got[3])
+    assert got[5] is None and got[6] is None
+
+
+def test_lexical_terms_are_unit_length_and_favour_shared_codes(spark):
+    texts = ["sony cyber-shot dsc-w55 camera", "sony dsc-w55 7.2mp digital camera",
+             "sony cyber-shot dsc-w35 camera", "", "東京 タワー"]
+    df = spark.createDataFrame([("A", str(i), t) for i, t in enumerate(texts)], "kg string, id string, text string")
+    terms = lexical_terms(df).withColumn("nid", F.col("id").cast("int")).select("nid", "term", "w")
+    norms = {r.nid: r.n for r in terms.groupBy("nid").agg(F.sqrt(F.sum(F.col("w") ** 2)).alias("n")).collect()}
+    assert norms[0] == pytest.approx(1.0, abs=1e-5) and norms[4] == pytest.approx(1.0, abs=1e-5)  # any script
+    assert 3 not in norms  # nothing to weigh: no terms, not NaN
+    pairs = spark.createDataFrame([(0, 1), (2, 1), (3, 1), (9, 9)], "nid_a int, nid_b int")
+    sim = {(r.nid_a, r.nid_b): r.lex_sim for r in lexical_similarity(pairs, terms).collect()}
+    assert sim[(0, 1)] > sim[(2, 1)] > 0  # "dsc-w55" shared beats "cyber-shot ... camera" shared
+    assert sim[(3, 1)] == 0.0 and sim[(9, 9)] == 0.0  # a node without terms: 0, the row kept
+    same = lexical_similarity(spark.createDataFrame([(0, 0)], "nid_a int, nid_b int"), terms).first()
+    assert same.lex_sim == pytest.approx(1.0, abs=1e-5)
+
+
+def test_record_text_joins_the_linked_values(spark):
+    nodes = spark.createDataFrame(
+        [("A", "p1", "sony camera"), ("A", "m1", "dscw55"), ("A", "c1", "cameras"), ("A", "b1", "sony")],
+        "kg string, id string, name_key string")
+    edges = spark.createDataFrame([("A", "p1", "has_model", "m1"), ("A", "p1", "in_category", "c1"),
+                                   ("A", "p1", "has_brand", "b1")], "kg string, src string, rel string, dst string")
+    text = {r.id: r.text for r in lexical_text(nodes, edges, ["has_model", "has_brand"]).collect()}
+    assert text["p1"] == "sony camera dscw55 sony"  # the name, then the linked names sorted
+    assert text["m1"] == "dscw55"
