@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import torch
 
 from model import checkpoint
@@ -157,3 +158,19 @@ def test_anchors_reach_neighbours_but_never_the_pair_itself():
     before = score_table(rows, model, feats)[0]
     after = score_table(rows, model, feats, anchored=anchored_features(feats, np.array([[2, 5], [3, 6]])))[0]
     assert before < 0.99 and after > 0.999
+
+
+def test_lexical_similarity_enters_the_distance_only_when_switched_on():
+    feats = torch.randn(20, DIM)
+    rows = _two_relation_pair()
+    for on in (True, False):
+        model = _model(lexical_similarity=on)
+        low = score_table(rows.append_column("lex_sim", pa.array([0.1], pa.float32())), model, feats)
+        high = score_table(rows.append_column("lex_sim", pa.array([0.9], pa.float32())), model, feats)
+        assert (high[0] > low[0]) if on else np.allclose(high, low)
+
+
+def test_level0_parts_must_cover_the_features():
+    CGMuAlign(ModelConfig(hidden=16, level0_blocks=(6, 2)), DIM, RELS)  # 6 + 2 = DIM
+    with pytest.raises(ValueError, match="level0_blocks"):
+        CGMuAlign(ModelConfig(hidden=16, level0_blocks=(6, 3)), DIM, RELS)
