@@ -129,18 +129,19 @@ def extracted(cfg: PipelineConfig, run_id: str) -> bool:
 
 
 def run_seeds(spark, cfg: PipelineConfig, kind: str, tag: str, seeds: list[int],
-              upstream_run: str | None = None, resume: bool = False) -> list[dict]:
+              upstream_run: str | None = None, resume: bool = False, from_stage: str = "train") -> list[dict]:
     """One run per training seed; returns each run's figures. The first seed runs the whole
-    pipeline unless ``upstream_run`` already holds features .. extract for this config, or
+    pipeline unless ``upstream_run`` already holds features .. extract for this config (then
+    only ``from_stage`` on runs: "extract" for a variant that samples differently), or
     ``resume`` is set and the first seed's own run already has them."""
     runs = []
     for i, seed in enumerate(seeds):
         run_id = f"{tag}-seed{seed}"
         seeded = with_overrides(cfg, {"train": {"seed": seed}})
-        base = upstream_run or (f"{tag}-seed{seeds[0]}" if i else None)
+        base = upstream_run if not i else f"{tag}-seed{seeds[0]}"
         if base:
             reuse_upstream(cfg, base, run_id)
-            stages = TRAIN_ON
+            stages = list(STAGES)[list(STAGES).index(from_stage if not i else "train"):]
         elif resume and extracted(cfg, run_id):
             stages = TRAIN_ON
         else:
@@ -214,8 +215,9 @@ def ablation(spark, names: list[str], seeds: list[int]) -> list[dict]:
         for slug, variant, overrides in ABLATION:
             cfg = with_overrides(base_cfg, overrides)
             tag = f"ablation-{name}-{slug}"
-            own_upstream = "extract" in overrides or (slug == "full" and shared != quality_run)
-            runs = run_seeds(spark, cfg, ds.kind, tag, seeds, None if own_upstream else shared)
+            own_upstream = slug == "full" and shared != quality_run
+            runs = run_seeds(spark, cfg, ds.kind, tag, seeds, None if own_upstream else shared,
+                             from_stage="extract" if "extract" in overrides else "train")
             rows.append({"dataset": name, "variant": f" [{variant}]", "figures": summarise(runs), "runs": runs})
     return rows
 

@@ -49,7 +49,7 @@ BLOCKS_KEY = b"kgmerge.blocks"
 
 
 def with_blocks(table, blocks: list[tuple[str, int]]):
-    """The table with its level-0 layout, e.g. [("name", 384), ("lexical", 1024)], in its metadata."""
+    """The table with its level-0 layout, e.g. [("name", 384), ("numeric", 2)], in its metadata."""
     meta = dict(table.schema.metadata or {})
     meta[BLOCKS_KEY] = json.dumps(blocks).encode()
     return table.replace_schema_metadata(meta)

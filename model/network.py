@@ -30,12 +30,13 @@ class ModelConfig:
     # False: every edge gets one shared projection and attention vector (ablation "no
     # relation features"); True: one per relation and direction (MODEL.md §3, §5).
     relation_aware: bool = True
-    # Add the level-0 distance ||x_a - x_b|| (names, numbers), with a learned non-negative
-    # weight per part (level0_blocks), to the pair distance: a skip connection, so that what the names already say is not
+    # Add to the pair distance the level-0 distances ||x_a - x_b|| (one learnt non-negative
+    # weight per part: name, numbers) and, where computed, the lexical cosine; the graph term
+    # gets a learnt weight too. A skip connection, so that what the names already say is not
     # lost in the projections when only a few hundred links train them (model/README.md).
     level0_skip: bool = True
-    # lengths of the level-0 parts (name, numeric, lexical: model/features.py), each of which
-    # gets its own skip weight; () = one part. The train stage sets it from the features file.
+    # lengths of the level-0 parts (name, numeric: model/features.py), each of which gets its
+    # own skip weight; () = one part. The train stage sets it from the features file.
     level0_blocks: tuple[int, ...] = ()
     # whether the pair distance reads the rows' lexical cosine (lex_sim); the train stage sets
     # it from the features stage's output (features.lexical)
@@ -81,8 +82,8 @@ class CGMuAlign(nn.Module):
             raise ValueError(f"model.level0_blocks {self.level0_blocks} add up to {sum(self.level0_blocks)}, "
                              f"but the features have {in_dim} dimensions; rerun the features stage")
         if config.level0_skip:
-            # one non-negative weight per level-0 part, so that the name, the numbers and the
-            # lexical vector each count as much as they tell
+            # one non-negative weight per level-0 part, so that the name and the numbers each
+            # count as much as they tell
             self.level0_weight = nn.Parameter(torch.zeros(len(self.level0_blocks)))  # softplus(0) = 0.69
             # the pair's lexical cosine (pipeline/features.py) enters as w * (1 - lex_sim)
             self.lexical_weight = nn.Parameter(torch.zeros(()))

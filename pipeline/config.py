@@ -64,7 +64,14 @@ class FeaturesConfig(_Strict):
     # TF-IDF words and character 3-grams of each node's record text, compared per pair and
     # added to the pair distance (pipeline/features.py)
     lexical: bool = False
-    lexical_context: list[str] = []
+    lexical_context: list[str] = []  # relation names; checked against the edges by the features stage
+
+    @model_validator(mode="after")
+    def _context_needs_lexical(self) -> "FeaturesConfig":
+        if self.lexical_context and not self.lexical:
+            raise ValueError("features.lexical_context is set but features.lexical is false: "
+                             "set lexical: true, or drop lexical_context")
+        return self
 
 
 class BlockConfig(_Strict):

@@ -174,7 +174,13 @@ def run(ctx: StageContext) -> StageResult:
             "vec", F.concat("vec", F.coalesce("num", zeros)))
     n_terms = 0
     if fcfg.lexical:
-        texts = lexical_text(nodes, spark.read.parquet(str(paths.edges)), fcfg.lexical_context)
+        edges = spark.read.parquet(str(paths.edges))
+        known = {r["rel"] for r in edges.select("rel").distinct().collect()}
+        unknown = sorted(set(fcfg.lexical_context) - known)
+        if unknown:
+            raise ValueError(f"features.lexical_context names relation(s) {unknown} that no edge has; "
+                             f"the graph's relations are {sorted(known)}")
+        texts = lexical_text(nodes, edges, fcfg.lexical_context)
         terms = lexical_terms(texts).join(index.select("kg", "id", "nid"), ["kg", "id"]).select("nid", "term", "w")
         terms.write.mode("overwrite").parquet(str(paths.lexical_terms))
         n_terms = spark.read.parquet(str(paths.lexical_terms)).count()
