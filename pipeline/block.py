@@ -1,5 +1,9 @@
 """block: candidate pairs per node type by name similarity, never all pairs.
 
+``block.method: anchors`` is for graphs without names (structure-only benchmarks): an A node
+and a B node are candidates when seed links join their neighbours (``anchor_sims``); nodes with
+no linked neighbour get no candidates, which pair completeness then shows.
+
 Method: TF-IDF over character n-grams of the normalised name (robust to typos, abbreviations
 and reordered tokens), cosine similarity computed by an inverted-index join on shared n-grams,
 then the ``top_k`` best partners of each entity, from each side. n-grams found in more than
@@ -44,6 +48,51 @@ def ngram_weights(nodes: DataFrame, n: int, max_df: float) -> DataFrame:
     return w.where(~frequent).select("kg", "type", "id", "gram", "w")
 
 
+def anchor_sims(edges: DataFrame, seeds: DataFrame, max_degree: int) -> DataFrame:
+    """(id_a, id_b, sim) for graphs without names: A node and B node score by the seed links
+    among their neighbours, sim = sum over linked neighbour pairs (n, n') of
+    1 / log(2 + deg(n) + deg(n')), so that a shared rare neighbour counts more than a shared
+    hub. Neighbours of degree above ``max_degree`` are skipped (each would pair all of its
+    neighbours with all of its partner's)."""
+    both = edges.select("kg", "src", "dst").union(edges.select("kg", F.col("dst").alias("src"), F.col("src").alias("dst")))
+    adj = both.where(F.col("src") != F.col("dst")).distinct()
+    degree = adj.groupBy("kg", F.col("src").alias("n")).agg(F.count("*").alias("deg"))
+    links = (seeds.select("id_a", "id_b")
+             .join(degree.where("kg = 'A'").select(F.col("n").alias("id_a"), F.col("deg").alias("deg_a")), "id_a")
+             .join(degree.where("kg = 'B'").select(F.col("n").alias("id_b"), F.col("deg").alias("deg_b")), "id_b")
+             .where((F.col("deg_a") <= max_degree) & (F.col("deg_b") <= max_degree))
+             .select("id_a", "id_b", (1 / F.log(2 + F.col("deg_a") + F.col("deg_b"))).alias("w")))
+    side_a = adj.where("kg = 'A'").select(F.col("src").alias("a"), F.col("dst").alias("id_a"))
+    side_b = adj.where("kg = 'B'").select(F.col("src").alias("b"), F.col("dst").alias("id_b"))
+    return (side_a.join(links, "id_a").join(side_b, "id_b")
+            .groupBy(F.col("a").alias("id_a"), F.col("b").alias("id_b"))
+            .agg(F.round(F.sum("w"), 9).alias("sim")))
+
+
+def anchor_candidates(nodes: DataFrame, edges: DataFrame, gold: DataFrame, cfg: BlockConfig,
+                      types: list[str]) -> DataFrame:
+    """block.method anchors: the top_k partners by ``anchor_sims`` over the train links, per type."""
+    seeds = gold.where("split = 'train'")
+    if seeds.isEmpty():
+        raise ValueError("block.method 'anchors' needs gold links with split 'train' (the seed links)")
+    type_a = nodes.where(F.col("kg") == KG_A).select(F.col("id").alias("id_a"), "type")
+    type_b = nodes.where(F.col("kg") == KG_B).select(F.col("id").alias("id_b"), "type")
+    sims = anchor_sims(edges, seeds, cfg.max_anchor_degree).join(type_a, "id_a").join(type_b, ["id_b", "type"])
+    return keep_top_k(sims, cfg, types)
+
+
+def keep_top_k(sims: DataFrame, cfg: BlockConfig, types: list[str]) -> DataFrame:
+    """(type, id_a, id_b, sim) -> the ``top_k`` best partners of each entity, from each side."""
+    k = F.create_map(*[x for t in types for x in (F.lit(t), F.lit(cfg.k_for(t)))])
+    k_of_type = F.coalesce(k[F.col("type")], F.lit(cfg.k_for("default")))
+    rank_a = F.row_number().over(Window.partitionBy("type", "id_a").orderBy(F.desc("sim"), "id_b"))
+    rank_b = F.row_number().over(Window.partitionBy("type", "id_b").orderBy(F.desc("sim"), "id_a"))
+    ranked = sims.withColumn("rank_a", rank_a).withColumn("rank_b", rank_b)
+    return ranked.where((F.col("rank_a") <= k_of_type) | (F.col("rank_b") <= k_of_type)).select(
+        *CANDIDATE.fieldNames()
+    )
+
+
 def top_k_pairs(weights: DataFrame, cfg: BlockConfig, types: list[str]) -> DataFrame:
     # The join multiplies rows (every A and B name sharing a gram), while its inputs are small:
     # adaptive execution would coalesce them into one partition and run the whole join on one
@@ -60,14 +109,7 @@ def top_k_pairs(weights: DataFrame, cfg: BlockConfig, types: list[str]) -> DataF
         .agg(F.round(F.sum(F.col("wa") * F.col("wb")), 9).alias("sim"))
         .where(F.col("sim") >= cfg.min_sim)
     )
-    k = F.create_map(*[x for t in types for x in (F.lit(t), F.lit(cfg.k_for(t)))])
-    k_of_type = F.coalesce(k[F.col("type")], F.lit(cfg.k_for("default")))
-    rank_a = F.row_number().over(Window.partitionBy("type", "id_a").orderBy(F.desc("sim"), "id_b"))
-    rank_b = F.row_number().over(Window.partitionBy("type", "id_b").orderBy(F.desc("sim"), "id_a"))
-    ranked = sims.withColumn("rank_a", rank_a).withColumn("rank_b", rank_b)
-    return ranked.where((F.col("rank_a") <= k_of_type) | (F.col("rank_b") <= k_of_type)).select(
-        *CANDIDATE.fieldNames()
-    )
+    return keep_top_k(sims, cfg, types)
 
 
 def diagnostics(nodes: DataFrame, cands: DataFrame, gold: DataFrame) -> dict:
@@ -110,7 +152,10 @@ def run(ctx: StageContext) -> StageResult:
     nodes = spark.read.parquet(str(paths.nodes))
     gold = spark.read.parquet(str(paths.gold))
     types = sorted(r["type"] for r in nodes.select("type").distinct().collect())
-    cands = top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df), cfg, types)
+    if cfg.method == "names":
+        cands = top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df), cfg, types)
+    else:
+        cands = anchor_candidates(nodes, spark.read.parquet(str(paths.edges)), gold, cfg, types)
     cands.write.mode("overwrite").parquet(str(paths.candidates))
     cands = spark.read.parquet(str(paths.candidates))
     report = diagnostics(nodes, cands, gold)

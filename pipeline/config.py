@@ -64,6 +64,8 @@ class FeaturesConfig(_Strict):
     # TF-IDF words and character 3-grams of each node's record text, compared per pair and
     # added to the pair distance (pipeline/features.py)
     lexical: bool = False
+    # length of a fixed pseudo-random vector per node, for graphs without names (0 = off)
+    identity: int = Field(0, ge=0, le=1024)
     lexical_context: list[str] = []  # relation names; checked against the edges by the features stage
 
     @model_validator(mode="after")
@@ -75,6 +77,10 @@ class FeaturesConfig(_Strict):
 
 
 class BlockConfig(_Strict):
+    # names: character-n-gram TF-IDF of the names; anchors: shared seed-linked neighbours, for
+    # graphs without names (pipeline/block.py)
+    method: Literal["names", "anchors"] = "names"
+    max_anchor_degree: int = Field(500, ge=1, description="anchors: skip neighbours of higher degree")
     # Candidates kept per entity, from each side, per node type ("default" for the rest).
     top_k: dict[str, int] = {"default": 10}
     # Character n-gram length of the TF-IDF name representation.

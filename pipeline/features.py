@@ -21,7 +21,10 @@ one cosine per pair (``lex_sim``); the model adds it to the pair distance. Spars
 hashing the terms into a dense vector of 1,024 (4,096) dimensions lowered the valid F1 of the
 plain cosine on Walmart-Amazon from 0.725 to 0.624 (0.691) through collisions.
 
-The parts (name, numeric, lexical) and their lengths are written into the Parquet file's
+Identity vectors (``features.identity``: a length, 0 = off), for structure-only graphs whose
+names are empty: a fixed pseudo-random vector per node (``identity_vector``).
+
+The parts (name, numeric, identity) and their lengths are written into the Parquet file's
 metadata; the model weighs each part's distance on its own (model/network.py).
 
 Writes ``node_index`` (nid <-> (kg, id)) and ``node_features.parquet`` (row nid = the vector of
@@ -110,6 +113,18 @@ def numeric_features(nodes: DataFrame, keys: list[str]) -> DataFrame:
     return parsed.where(present).select("kg", "id", F.array(*out).cast("array<float>").alias("num"))
 
 
+def identity_vector(dim: int) -> Column:
+    """A fixed pseudo-random vector per node (uniform, unit length in expectation), from a hash
+    of (kg, id): for graphs without names, it tells nodes apart at level 0, and the collective
+    model gives both ends of a seed link one shared vector (their mean), so a neighbour linked
+    across the graphs is recognisable on both sides."""
+    scale = (3.0 / dim) ** 0.5
+    return F.array(*[
+        ((F.pmod(F.xxhash64("kg", "id", F.lit(i)), F.lit(1_000_003)) / 1_000_003.0) * 2 - 1) * scale
+        for i in range(dim)
+    ]).cast("array<float>")
+
+
 def lexical_text(nodes: DataFrame, edges: DataFrame, relations: list[str]) -> DataFrame:
     """(kg, id, text): the node's name key, then the name keys of the nodes its ``relations``
     edges point to, sorted (a product's title, brand and model number, as one record)."""
@@ -172,6 +187,9 @@ def run(ctx: StageContext) -> StageResult:
         nums = numeric_features(nodes, numeric)
         vectors = vectors.join(nums, ["kg", "id"], "left").withColumn(
             "vec", F.concat("vec", F.coalesce("num", zeros)))
+    if fcfg.identity:
+        blocks.append(("identity", fcfg.identity))
+        vectors = vectors.withColumn("vec", F.concat("vec", identity_vector(fcfg.identity)))
     n_terms = 0
     if fcfg.lexical:
         edges = spark.read.parquet(str(paths.edges))

@@ -1,4 +1,5 @@
-"""Level-0 features beyond the MiniLM name vector, on real Spark: numbers and lexical vectors."""
+"""Level-0 features beyond the MiniLM name vector (numbers, lexical terms, identity vectors)
+and structure-only blocking, on real Spark."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,9 @@ import pytest
 
 from pyspark.sql import functions as F
 
+from pipeline.block import anchor_sims
 from pipeline.extract import lexical_similarity
-from pipeline.features import lexical_terms, lexical_text, parse_number
+from pipeline.features import identity_vector, lexical_terms, lexical_text, parse_number
 
 
 def test_numbers_money_durations_and_dates_parse(spark):
@@ -47,3 +49,26 @@ def test_record_text_joins_the_linked_values(spark):
     text = {r.id: r.text for r in lexical_text(nodes, edges, ["has_model", "has_brand"]).collect()}
     assert text["p1"] == "sony camera dscw55 sony"  # the name, then the linked names sorted
     assert text["m1"] == "dscw55"
+
+
+def test_anchor_blocking_pairs_nodes_whose_neighbours_are_linked(spark):
+    """Structure-only blocking: x and x' share two seed-linked neighbours, y and y' one, z has none."""
+    edges = spark.createDataFrame(
+        [("A", "x", "r", "s1"), ("A", "x", "r", "s2"), ("A", "y", "r", "s2"), ("A", "z", "r", "w"),
+         ("B", "x'", "r", "t1"), ("B", "t2", "r", "x'"), ("B", "y'", "r", "t2")],
+        "kg string, src string, rel string, dst string")
+    seeds = spark.createDataFrame([("s1", "t1"), ("s2", "t2")], "id_a string, id_b string")
+    sim = {(r.id_a, r.id_b): r.sim for r in anchor_sims(edges, seeds, max_degree=10).collect()}
+    assert sim[("x", "x'")] > sim[("x", "y'")] > 0  # two shared anchors beat one (edges either way)
+    assert ("y", "y'") in sim and not any(a == "z" for a, _ in sim)
+    # a hub anchor (degree above the cap) is skipped
+    assert ("y", "y'") not in {(r.id_a, r.id_b) for r in anchor_sims(edges, seeds, max_degree=1).collect()}
+
+
+def test_identity_vectors_are_fixed_per_node_and_differ_between_nodes(spark):
+    df = spark.createDataFrame([("A", "n1"), ("B", "n1"), ("A", "n2")], "kg string, id string")
+    first = [np.array(r.v) for r in df.select(identity_vector(16).alias("v")).collect()]
+    again = [np.array(r.v) for r in df.select(identity_vector(16).alias("v")).collect()]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.allclose(first[0], first[1]) and not np.allclose(first[0], first[2])
+    assert 0.3 < np.linalg.norm(first[0]) < 2.0
