@@ -15,8 +15,9 @@ from pipeline.config import SparkConfig
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parents[1]
-# the demo's adapter options (format "magellan"), so the tests build the demo's graph
-DBLP_OPTIONS = yaml.safe_load((REPO / "conf" / "dblp_acm.yaml").read_text(encoding="utf-8"))["dataset"]["options"]
+# the demo's config: its adapter options (format "magellan"), so the tests build the demo's graph
+DEMO = yaml.safe_load((REPO / "conf" / "dblp_acm.yaml").read_text(encoding="utf-8"))
+DBLP_OPTIONS = DEMO["dataset"]["options"]
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,7 @@ def dblp_run(spark, tmp_path_factory):
         tmp,
         {"name": "dblp_acm_small", "format": "magellan", "path": str(DATA / "dblp_acm_small"),
          "options": DBLP_OPTIONS},
+        features=DEMO["features"],  # the demo's level-0 features, lexical terms included
         block={"top_k": {"paper": 5, "author": 5, "venue": 3, "year": 1}},
         extract={"cap": 10, "shards": 2},
         train={"epochs": 12, "patience": 4},
