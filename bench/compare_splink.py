@@ -2,6 +2,9 @@
 
     DATA_DIR=../shared/data .venv/bin/python bench/compare_splink.py \
         [--datasets dblp_acm,walmart_amazon,amazon_google] [--systems ours,splink]
+    # ours read back from bench/quality.py's runs instead of run again:
+    DATA_DIR=../shared/data .venv/bin/python bench/compare_splink.py \
+        --warehouse-root warehouse --ours-run 'quality-{dataset}-seed1'
 
 Needs the ``bench`` extra (``.venv/bin/pip install -e '.[bench]'``: Splink, DuckDB backend).
 Prints one table (dataset, system, precision, recall, F1, PR-AUC, seconds) and writes the
@@ -289,6 +292,16 @@ def run_ours(cfg, spark) -> tuple[dict, float]:
     return json.loads(Paths(cfg.warehouse, RUN_ID).metrics.read_text()), seconds
 
 
+def earlier_run(cfg, run_id: str) -> tuple[dict, float]:
+    """An earlier run's metrics.json (e.g. bench/quality.py's ``quality-<dataset>-seed1``) and
+    the sum of its stage seconds, in place of a fresh run of ours."""
+    path = Paths(cfg.warehouse, run_id).metrics
+    if not path.is_file():
+        sys.exit(f"{path} is missing: run bench/quality.py for this dataset first, or drop --ours-run")
+    metrics = json.loads(path.read_text())
+    return metrics, sum(s["seconds"] for s in metrics.get("stages", {}).values())
+
+
 def gold_links(cfg) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(test links, all gold links, the entity type) from our warehouse's input/gold."""
     path = Paths(cfg.warehouse, RUN_ID).gold
@@ -307,17 +320,23 @@ def gold_links(cfg) -> tuple[pd.DataFrame, pd.DataFrame, str]:
 KEYS = ("precision", "recall", "f1", "pr_auc", "recall_at_p95", "hits_at_1", "test_links", "aligned_touching_test")
 
 
-def row(system: str, fig: dict, seconds: float, load: float, **extra) -> dict:
-    """``load``: the machine's 1-minute load average when the system started (shared machines)."""
+def row(system: str, fig: dict, seconds: float, load: float | None, **extra) -> dict:
+    """``load``: the machine's 1-minute load average when the system started (shared machines;
+    None for an earlier run read back)."""
     return {"system": system, **{k: fig.get(k) for k in KEYS}, "seconds": round(seconds, 1),
-            "load_avg_at_start": round(load, 1), **extra}
+            "load_avg_at_start": None if load is None else round(load, 1), **extra}
 
 
 def compare(name: str, ds: Dataset, systems: list[str], args, spark_box: list) -> list[dict]:
     cfg = load_config(REPO / ds.conf)
     cfg = cfg.model_copy(update={"warehouse": args.warehouse_root / name})
     rows = []
-    if "ours" in systems:
+    if "ours" in systems and args.ours_run:
+        metrics, seconds = earlier_run(cfg, args.ours_run.format(dataset=name))
+        stages = {k: v["seconds"] for k, v in metrics.get("stages", {}).items()}
+        rows.append(row(f"kgmerge ({args.ours_run.format(dataset=name)})", metrics, seconds, None,
+                        stage_seconds=stages))
+    elif "ours" in systems:
         fresh_warehouse(cfg.warehouse, args.warm)
         if not spark_box:
             spark_box.append(get_spark(cfg.spark, "kgmerge-compare-splink"))
@@ -339,11 +358,11 @@ def compare(name: str, ds: Dataset, systems: list[str], args, spark_box: list) -
 
 
 def print_table(results: dict[str, list[dict]]) -> None:
-    print(f"\n{'dataset':<16}{'system':<12}{'precision':>10}{'recall':>8}{'F1':>8}{'PR-AUC':>8}{'seconds':>9}{'load':>6}")
+    print(f"\n{'dataset':<16}{'system':<36}{'precision':>10}{'recall':>8}{'F1':>8}{'PR-AUC':>8}{'seconds':>9}{'load':>6}")
     for name, rows in results.items():
         for r in rows:
-            print(f"{name:<16}{r['system']:<12}{r['precision']:>10.4f}{r['recall']:>8.4f}{r['f1']:>8.4f}"
-                  f"{r['pr_auc']:>8.4f}{r['seconds']:>9.1f}{r['load_avg_at_start']:>6.1f}")
+            print(f"{name:<16}{r['system']:<36}{r['precision']:>10.4f}{r['recall']:>8.4f}{r['f1']:>8.4f}"
+                  f"{r['pr_auc']:>8.4f}{r['seconds']:>9.1f}{'-' if r['load_avg_at_start'] is None else r['load_avg_at_start']:>6}")
     print("splink 1:1: mutual best pairs with match_probability >= 0.5 (our resolution); "
           "splink all: every pair >= 0.5; load: 1-minute load average when the system started")
 
@@ -371,6 +390,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warehouse-root", type=Path, default=Path("/tmp/kgmerge-splink-compare"),
                    help="our warehouses, one folder per dataset (emptied before our run)")
     p.add_argument("--warm", action="store_true", help="keep the MiniLM name cache of the last run")
+    p.add_argument("--ours-run", help="read ours from this earlier run instead of running it, e.g. "
+                   "'quality-{dataset}-seed1' with --warehouse-root warehouse (bench/quality.py's runs); "
+                   "seconds are then the sum of that run's stage seconds")
     args = p.parse_args(argv)
     args.datasets = args.datasets.split(",")
     args.systems = args.systems.split(",")
