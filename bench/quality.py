@@ -1,7 +1,8 @@
 """Accuracy on every public benchmark we hold, beside the published figures.
 
     DATA_DIR=../shared/data .venv/bin/python bench/quality.py [--datasets a,b] [--seeds 1,2,3]
-    DATA_DIR=../shared/data .venv/bin/python bench/quality.py --ablation [--datasets ...]
+    DATA_DIR=../shared/data .venv/bin/python bench/quality.py --ablation [--datasets ...] [--variants ...]
+    DATA_DIR=../shared/data .venv/bin/python bench/quality.py --collect   # the table from runs made
 
 For each dataset, the whole pipeline runs once per training seed (ingest, features, blocking and
 extraction are deterministic, so later seeds reuse the first seed's outputs and rerun train ->
@@ -168,13 +169,13 @@ def fmt(ms: list[float] | None) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'dataset':<22}{'metric':<20}{'ours (mean ± sd)':>22}{'floor':>8}{'anchor':>9}  source")
+    print(f"\n{'dataset':<22}{'metric':<24}{'ours (mean ± sd)':>22}{'floor':>8}{'anchor':>9}  source")
     for row in rows:
         ds = DATASETS.get(row["dataset"])
         for metric, ms in row["figures"].items():
             anchor = ds.anchors.get(metric) if ds else None
             floor = ds.floor.get(metric) if ds else None
-            print(f"{row['dataset'] + row.get('variant', ''):<22}{metric:<20}{fmt(ms):>22}"
+            print(f"{row['dataset'] + row.get('variant', ''):<22}{metric:<24}{fmt(ms):>22}"
                   f"{'' if floor is None else f'{floor:.3f}':>8}"
                   f"{'' if anchor is None else f'{anchor[0]:.4f}':>9}  {anchor[1] if anchor else ''}")
 
@@ -194,7 +195,26 @@ def quality(spark, names: list[str], seeds: list[int], resume: bool) -> list[dic
     return rows
 
 
-def ablation(spark, names: list[str], seeds: list[int]) -> list[dict]:
+def collect(names: list[str], seeds: list[int]) -> list[dict]:
+    """The table from runs already made (their metrics.json), running nothing: for a long run
+    that was stopped, or to print the table again."""
+    rows = []
+    for name in names:
+        ds = DATASETS[name]
+        cfg = load_config(ds.conf)
+        done = [s for s in seeds if Paths(cfg.warehouse.resolve(), f"quality-{name}-seed{s}").metrics.is_file()]
+        if not done:
+            continue
+        runs = [figures_of(json.loads(Paths(cfg.warehouse.resolve(), f"quality-{name}-seed{s}").metrics.read_text()),
+                           ds.kind) for s in done]
+        figures = summarise(runs)
+        if not ds.end_to_end:
+            figures = {k: v for k, v in figures.items() if not k.startswith("e2e_")}
+        rows.append({"dataset": name, "seeds": done, "figures": figures, "runs": runs})
+    return rows
+
+
+def ablation(spark, names: list[str], seeds: list[int], variants: list[str]) -> list[dict]:
     rows = []
     for name in names:
         ds = DATASETS[name]
@@ -203,9 +223,15 @@ def ablation(spark, names: list[str], seeds: list[int]) -> list[dict]:
         # of the quality run when there is one, else of the full model's own first run
         quality_run = f"quality-{name}-seed1"
         shared = quality_run if extracted(base_cfg, quality_run) else f"ablation-{name}-full-seed{seeds[0]}"
-        for slug, variant, overrides in ABLATION:
+        for slug, variant, overrides in [v for v in ABLATION if v[0] in variants]:
             cfg = with_overrides(base_cfg, overrides)
             tag = f"ablation-{name}-{slug}"
+            metrics = [Paths(base_cfg.warehouse.resolve(), f"quality-{name}-seed{s}").metrics for s in seeds]
+            if slug == "full" and all(m.is_file() for m in metrics):
+                # the same config and seeds as the quality runs, which are deterministic: read them
+                runs = [figures_of(json.loads(m.read_text()), ds.kind) for m in metrics]
+                rows.append({"dataset": name, "variant": f" [{variant}]", "figures": summarise(runs), "runs": runs})
+                continue
             own_upstream = slug == "full" and shared != quality_run
             runs = run_seeds(spark, cfg, ds.kind, tag, seeds, None if own_upstream else shared,
                              from_stage="extract" if "extract" in overrides else "train")
@@ -218,6 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--datasets", help=f"comma-separated, from: {', '.join(DATASETS)}")
     p.add_argument("--seeds", default="1,2,3", help="training seeds (default 1,2,3)")
     p.add_argument("--ablation", action="store_true", help="the ablation table instead")
+    p.add_argument("--variants", default=",".join(v[0] for v in ABLATION),
+                   help=f"ablation variants to run (default all: {', '.join(v[0] for v in ABLATION)})")
+    p.add_argument("--collect", action="store_true",
+                   help="run nothing: print and write the table from the quality runs already made")
     p.add_argument("--resume", action="store_true",
                    help="reuse a dataset's earlier features .. extract outputs (same config) and retrain")
     args = p.parse_args(argv)
@@ -227,8 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         p.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
-    spark = get_spark(load_config(DATASETS[names[0]].conf).spark, "kgmerge-quality")
-    rows = ablation(spark, names, seeds) if args.ablation else quality(spark, names, seeds, args.resume)
+    if args.collect:
+        rows = collect(names, seeds)
+    else:
+        spark = get_spark(load_config(DATASETS[names[0]].conf).spark, "kgmerge-quality")
+        rows = (ablation(spark, names, seeds, args.variants.split(",")) if args.ablation
+                else quality(spark, names, seeds, args.resume))
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / ("quality_ablation.json" if args.ablation else "quality.json")
