@@ -159,6 +159,14 @@ def lexical_terms(texts: DataFrame) -> DataFrame:
 def run(ctx: StageContext) -> StageResult:
     spark, paths = ctx.spark, ctx.paths
     nodes = spark.read.parquet(str(paths.nodes)).withColumn("name_key", name_key(F.col("name")))
+    edges = spark.read.parquet(str(paths.edges))
+    fcfg = ctx.config.features
+    if fcfg.lexical_context:  # checked before anything is written
+        known = {r["rel"] for r in edges.select("rel").distinct().collect()}
+        unknown = sorted(set(fcfg.lexical_context) - known)
+        if unknown:
+            raise ValueError(f"features.lexical_context names relation(s) {unknown} that no edge has; "
+                             f"the graph's relations are {sorted(known)}")
     keys = nodes.select("name_key").distinct()
     cache = cached_vectors(spark, paths.name_vectors)
     missing = keys if cache is None else keys.join(cache, "name_key", "left_anti")
@@ -178,7 +186,6 @@ def run(ctx: StageContext) -> StageResult:
     index = spark.read.parquet(str(paths.node_index))
     with_keys = index.join(nodes.select("kg", "id", "name_key"), ["kg", "id"])
     vectors = with_keys.join(cache.dropDuplicates(["name_key"]), "name_key").select("nid", "kg", "id", "vec")
-    fcfg = ctx.config.features
     numeric = fcfg.numeric
     blocks = [("name", DIM)]  # the parts of the vector, in order (the model weighs each)
     if numeric:
@@ -192,12 +199,6 @@ def run(ctx: StageContext) -> StageResult:
         vectors = vectors.withColumn("vec", F.concat("vec", identity_vector(fcfg.identity)))
     n_terms = 0
     if fcfg.lexical:
-        edges = spark.read.parquet(str(paths.edges))
-        known = {r["rel"] for r in edges.select("rel").distinct().collect()}
-        unknown = sorted(set(fcfg.lexical_context) - known)
-        if unknown:
-            raise ValueError(f"features.lexical_context names relation(s) {unknown} that no edge has; "
-                             f"the graph's relations are {sorted(known)}")
         texts = lexical_text(nodes, edges, fcfg.lexical_context)
         terms = lexical_terms(texts).join(index.select("kg", "id", "nid"), ["kg", "id"]).select("nid", "term", "w")
         terms.write.mode("overwrite").parquet(str(paths.lexical_terms))
