@@ -37,7 +37,11 @@ from pipeline.stage import read_stage_log  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 REUSED = ["node_index", "node_features.parquet", "relations.json", "candidates", "blocking.json",
           "neighbourhoods", "shards", "labelled_shards"]
-TRAIN_ON = list(STAGES)[list(STAGES).index("train"):]
+def stages_from(first: str) -> list[str]:
+    return list(STAGES)[list(STAGES).index(first):]
+
+
+TRAIN_ON = stages_from("train")
 
 
 @dataclass
@@ -139,7 +143,7 @@ def run_seeds(spark, cfg: PipelineConfig, kind: str, tag: str, seeds: list[int],
         base = upstream_run if not i else f"{tag}-seed{seeds[0]}"
         if base:
             reuse_upstream(cfg, base, run_id)
-            stages = list(STAGES)[list(STAGES).index(from_stage if not i else "train"):]
+            stages = stages_from(from_stage if not i else "train")
         elif resume and extracted(cfg, run_id):
             stages = TRAIN_ON
         else:
@@ -187,12 +191,19 @@ def quality(spark, names: list[str], seeds: list[int], resume: bool) -> list[dic
         cfg = load_config(ds.conf)
         start = time.time()
         runs = run_seeds(spark, cfg, ds.kind, f"quality-{name}", seeds, resume=resume)
-        figures = summarise(runs)
-        if not ds.end_to_end:
-            figures = {k: v for k, v in figures.items() if not k.startswith("e2e_")}
-        rows.append({"dataset": name, "seeds": seeds, "figures": figures, "runs": runs,
-                     "wall_seconds": round(time.time() - start, 1)})
+        rows.append(quality_row(ds, seeds, runs) | {"wall_seconds": round(time.time() - start, 1)})
     return rows
+
+
+def quality_metrics(cfg: PipelineConfig, name: str, seed: int) -> Path:
+    return Paths(cfg.warehouse.resolve(), f"quality-{name}-seed{seed}").metrics
+
+
+def quality_row(ds: Dataset, seeds: list[int], runs: list[dict]) -> dict:
+    figures = summarise(runs)
+    if not ds.end_to_end:
+        figures = {k: v for k, v in figures.items() if not k.startswith("e2e_")}
+    return {"dataset": ds.name, "seeds": seeds, "figures": figures, "runs": runs}
 
 
 def collect(names: list[str], seeds: list[int]) -> list[dict]:
@@ -202,15 +213,10 @@ def collect(names: list[str], seeds: list[int]) -> list[dict]:
     for name in names:
         ds = DATASETS[name]
         cfg = load_config(ds.conf)
-        done = [s for s in seeds if Paths(cfg.warehouse.resolve(), f"quality-{name}-seed{s}").metrics.is_file()]
-        if not done:
-            continue
-        runs = [figures_of(json.loads(Paths(cfg.warehouse.resolve(), f"quality-{name}-seed{s}").metrics.read_text()),
-                           ds.kind) for s in done]
-        figures = summarise(runs)
-        if not ds.end_to_end:
-            figures = {k: v for k, v in figures.items() if not k.startswith("e2e_")}
-        rows.append({"dataset": name, "seeds": done, "figures": figures, "runs": runs})
+        done = [s for s in seeds if quality_metrics(cfg, name, s).is_file()]
+        if done:
+            runs = [figures_of(json.loads(quality_metrics(cfg, name, s).read_text()), ds.kind) for s in done]
+            rows.append(quality_row(ds, done, runs))
     return rows
 
 
@@ -226,7 +232,7 @@ def ablation(spark, names: list[str], seeds: list[int], variants: list[str]) -> 
         for slug, variant, overrides in [v for v in ABLATION if v[0] in variants]:
             cfg = with_overrides(base_cfg, overrides)
             tag = f"ablation-{name}-{slug}"
-            metrics = [Paths(base_cfg.warehouse.resolve(), f"quality-{name}-seed{s}").metrics for s in seeds]
+            metrics = [quality_metrics(base_cfg, name, s) for s in seeds]
             if slug == "full" and all(m.is_file() for m in metrics):
                 # the same config and seeds as the quality runs, which are deterministic: read them
                 runs = [figures_of(json.loads(m.read_text()), ds.kind) for m in metrics]

@@ -121,8 +121,9 @@ def pair_rows(pairs: DataFrame, index: DataFrame, neighbourhoods: DataFrame,
     b = ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b"))
     hood_a = neighbourhoods.select(F.col("nid").alias("nid_a"), *[F.col(c).alias(f"a_{c}") for c in SUBGRAPH_COLUMNS])
     hood_b = neighbourhoods.select(F.col("nid").alias("nid_b"), *[F.col(c).alias(f"b_{c}") for c in SUBGRAPH_COLUMNS])
-    rows = pairs.join(a, "id_a").join(b, "id_b").join(hood_a, "nid_a").join(hood_b, "nid_b")
-    return lexical_similarity(rows, terms)
+    # the lexical cosine joins on node ids before the wide neighbourhood lists are attached
+    with_sim = lexical_similarity(pairs.join(a, "id_a").join(b, "id_b"), terms)
+    return with_sim.join(hood_a, "nid_a").join(hood_b, "nid_b")
 
 
 def read_terms(spark, paths) -> DataFrame | None:
