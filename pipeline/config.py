@@ -58,6 +58,9 @@ class SparkConfig(_Strict):
 
 
 class FeaturesConfig(_Strict):
+    # the name encoder (model/features.py): minilm, the full transformer; static, word-piece
+    # vectors distilled from it (100x faster; see docs/scaling.md for its accuracy)
+    encoder: Literal["minilm", "static"] = "minilm"
     # attrs keys read as numbers (prices, years, durations, dates) and appended to the name
     # vector, two values each (pipeline/features.py)
     numeric: list[str] = []

@@ -1,8 +1,11 @@
 """features: level-0 vectors (MiniLM on the name) for every node, and the node index.
 
 Each distinct normalised name is encoded once, ever: vectors live in a cache table under the
-warehouse (``cache/name_vectors``) shared by all runs, and only names missing from it are
-encoded, inside Spark workers (``mapInArrow``, one encoder per Python worker, one torch thread).
+warehouse (``cache/name_vectors``, one per encoder) shared by all runs, and only names missing
+from it are encoded, inside Spark workers (``mapInArrow``, one encoder per Python worker, one
+torch thread). ``features.encoder`` picks the full MiniLM transformer or the static word-piece
+vectors distilled from it (model/features.py); the static table is distilled once on the
+driver, kept in ``cache/static_tokens.npy`` and broadcast to the workers.
 
 Numeric attributes (``features.numeric``: prices, years, ABV, durations, dates), as the paper's
 §4.3 does, are appended to the name vector: for each listed attribute key, two numbers per node,
@@ -32,8 +35,10 @@ node nid), which the model reads directly.
 """
 from __future__ import annotations
 
+import logging
 import shutil
-from typing import Iterator
+import time
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +50,9 @@ from model.features import DIM, with_blocks
 from pipeline.schema import NAME_VECTOR
 from pipeline.stage import StageContext, StageResult
 
-_ENCODER = None
+log = logging.getLogger("kgmerge")
+
+_ENCODERS: dict[str, object] = {}  # per Python worker: the loaded encoder of each kind
 
 
 def name_key(col: Column) -> Column:
@@ -53,21 +60,43 @@ def name_key(col: Column) -> Column:
     return F.lower(F.trim(F.regexp_replace(F.coalesce(col, F.lit("")), r"\s+", " ")))
 
 
-def _encode_partitions(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    global _ENCODER
-    from model.features import NameEncoder
+def encoder_partitions(kind: str, static_table=None) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function that encodes a partition's ``name_key`` column with the ``kind``
+    encoder (``static_table``: a broadcast of the static encoder's word-piece table)."""
 
-    if _ENCODER is None:
-        _ENCODER = NameEncoder(threads=1)  # one thread per worker: Spark already uses the cores
-    for batch in batches:
-        keys = batch.column("name_key").to_pylist()
-        vecs = _ENCODER.encode(keys)
-        flat = pa.array(vecs.reshape(-1), type=pa.float32())
-        offsets = pa.array(np.arange(0, len(keys) + 1, dtype=np.int32) * vecs.shape[1])
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(keys, pa.string()), pa.ListArray.from_arrays(offsets, flat)],
-            schema=pa.schema([("name_key", pa.string()), ("vec", pa.list_(pa.float32()))]),
-        )
+    def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from model.features import NameEncoder, StaticEncoder
+
+        if kind not in _ENCODERS:  # one thread per worker: Spark already uses the cores
+            _ENCODERS[kind] = (NameEncoder(threads=1) if kind == "minilm"
+                              else StaticEncoder(static_table.value, threads=1))
+        encoder = _ENCODERS[kind]
+        for batch in batches:
+            keys = batch.column("name_key").to_pylist()
+            vecs = encoder.encode(keys)
+            flat = pa.array(vecs.reshape(-1), type=pa.float32())
+            offsets = pa.array(np.arange(0, len(keys) + 1, dtype=np.int32) * vecs.shape[1])
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(keys, pa.string()), pa.ListArray.from_arrays(offsets, flat)],
+                schema=pa.schema([("name_key", pa.string()), ("vec", pa.list_(pa.float32()))]),
+            )
+
+    return encode
+
+
+def encode_missing(spark, missing: DataFrame, n_missing: int, kind: str, paths) -> None:
+    """Encodes the distinct name keys of ``missing`` and appends them to the encoder's cache."""
+    static_table = None
+    if kind == "static":
+        from model.features import StaticEncoder
+
+        static_table = spark.sparkContext.broadcast(StaticEncoder.cached(paths.static_tokens).table)
+    per_task = 256 if kind == "minilm" else 50_000  # a task's worth of names: a few seconds
+    parts = max(1, min(spark.sparkContext.defaultParallelism * 2, n_missing // per_task + 1))
+    encoded = missing.repartition(parts).mapInArrow(encoder_partitions(kind, static_table), NAME_VECTOR)
+    encoded.write.mode("append").parquet(str(paths.name_vectors(kind)))
+    if static_table is not None:
+        static_table.destroy()
 
 
 def cached_vectors(spark, path) -> DataFrame | None:
@@ -168,14 +197,16 @@ def run(ctx: StageContext) -> StageResult:
             raise ValueError(f"features.lexical_context names relation(s) {unknown} that no edge has; "
                              f"the graph's relations are {sorted(known)}")
     keys = nodes.select("name_key").distinct()
-    cache = cached_vectors(spark, paths.name_vectors)
+    cache_path = paths.name_vectors(fcfg.encoder)
+    cache = cached_vectors(spark, cache_path)
     missing = keys if cache is None else keys.join(cache, "name_key", "left_anti")
     n_missing = missing.count()
+    encode_start = time.time()
     if n_missing:
-        parts = max(1, min(spark.sparkContext.defaultParallelism * 2, n_missing // 256 + 1))
-        encoded = missing.repartition(parts).mapInArrow(_encode_partitions, NAME_VECTOR)
-        encoded.write.mode("append").parquet(str(paths.name_vectors))
-        cache = cached_vectors(spark, paths.name_vectors)
+        log.info("features: encoding %d new distinct names with the %s encoder", n_missing, fcfg.encoder)
+        encode_missing(spark, missing, n_missing, fcfg.encoder, paths)
+        cache = cached_vectors(spark, cache_path)
+    encode_seconds = round(time.time() - encode_start, 1)
 
     # nid: dense index over (kg, id), the row of the node's vector in node_features.parquet
     index = nodes.select(
@@ -214,7 +245,8 @@ def run(ctx: StageContext) -> StageResult:
     pq.write_table(with_blocks(table, blocks), str(paths.node_features))
     return StageResult(
         rows_in=n_index, rows_out=table.num_rows,
-        details={"distinct_names": keys.count(), "names_encoded": n_missing, "numeric": numeric,
+        details={"distinct_names": keys.count(), "names_encoded": n_missing, "encoder": fcfg.encoder,
+                 "encode_seconds": encode_seconds, "numeric": numeric,
                  "blocks": dict(blocks), "lexical_terms": n_terms,
                  "dim": len(table.column("vec")[0]) if table.num_rows else 0},
     )

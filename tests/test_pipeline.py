@@ -7,6 +7,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from pipeline import merge
+from pipeline.runner import run_pipeline
+from pipeline.schema import Paths
 from pipeline.stage import StageContext, run_stage
 
 
@@ -135,3 +137,35 @@ def test_paper_pairs_carry_their_lexical_similarity(dblp_run, spark):
           .agg(F.avg("lex_sim").alias("sim")).collect()}
     assert by[1] > 0.6 and by[None] < by[1] - 0.3
     assert shards.where("lex_sim < 0 OR lex_sim > 1.0001").count() == 0
+
+
+def test_static_encoder_gives_close_vectors_to_matching_names(dblp_run, spark):
+    """features.encoder: static distils the word-piece table once into the warehouse cache,
+    encodes into a cache of its own, and puts gold pairs far closer than random pairs."""
+    import numpy as np
+    import pandas as pd
+
+    from model.features import StaticEncoder, load_feature_matrix
+
+    cfg, paths, _ = dblp_run
+    static_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(update={"encoder": "static"})})
+    summary = run_pipeline(static_cfg, "static-encoder", ["features"], spark=spark)["features"]
+    static_paths = Paths(paths.warehouse, "static-encoder")
+    assert summary["encoder"] == "static" and summary["names_encoded"] == summary["distinct_names"]
+    assert paths.static_tokens.is_file()
+    assert paths.name_vectors("static").is_dir() and paths.name_vectors("minilm").is_dir()
+
+    vecs = load_feature_matrix(static_paths.node_features)[:, :384]
+    index = pd.read_parquet(static_paths.node_index).set_index(["kg", "id"])["nid"]
+    gold = pd.read_parquet(paths.gold)
+    papers = gold[gold["type"] == "paper"]
+    a = vecs[index.loc[list(zip(["A"] * len(papers), papers["id_a"]))].to_numpy()]
+    b = vecs[index.loc[list(zip(["B"] * len(papers), papers["id_b"]))].to_numpy()]
+    gold_cos = (a * b).sum(1)
+    shuffled_cos = (a * np.roll(b, 1, axis=0)).sum(1)
+    assert np.median(gold_cos) > 0.9 > 0.5 > np.median(shuffled_cos)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
+
+    encoder = StaticEncoder.cached(paths.static_tokens)
+    out = encoder.encode(["", "collective entity alignment"])
+    assert not out[0].any() and abs(np.linalg.norm(out[1]) - 1) < 1e-5

@@ -29,7 +29,7 @@ class SourceTables:
     labelled: DataFrame | None = None
 
 
-FORMATS = ("magellan", "dbp15k", "openea")
+FORMATS = ("magellan", "dbp15k", "openea", "tables")
 
 
 def adapter(fmt: str) -> ModuleType:

@@ -1,0 +1,163 @@
+"""How the pipeline's cost grows with the graph: synthetic bibliographies (bench/synth.py) of
+growing size, the whole pipeline on each, per stage: wall seconds, rows in/out, peak memory of
+the driver (Python + JVM) and of Spark's Python workers, and the growth from one size to the next.
+
+    .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--conf conf/synth.yaml]
+
+Each size gets its own warehouse (warehouse/synth/<size>/); the synthetic graphs are generated
+there once. Also times the Spark-free batch scorer (``model.infer.score_table``) alone on the
+run's pair shards, one thread: the CPU pairs-per-second figure. Prints one table per size, then
+the growth table, and writes bench/results/scale.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psutil  # noqa: E402
+import pyarrow.dataset as pads  # noqa: E402
+import torch  # noqa: E402
+
+import synth  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
+from pipeline.runner import STAGES, run_pipeline, setup_logging  # noqa: E402
+from pipeline.schema import Paths  # noqa: E402
+from pipeline.spark import get_spark  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GIB = 1024 ** 3
+
+
+class PeakMemory:
+    """Samples, every 0.5 s, the resident memory of this process plus its JVM (the driver) and
+    of every Python process the JVM started (Spark's Python workers); keeps the peaks."""
+
+    def __init__(self):
+        self.me = psutil.Process()
+        self.driver = self.workers = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        driver, workers = self.me.memory_info().rss, 0
+        for child in self.me.children(recursive=True):
+            try:
+                rss = child.memory_info().rss
+                if "python" in child.name().lower():
+                    workers += rss
+                else:
+                    driver += rss  # the JVM
+            except psutil.Error:
+                pass
+        self.driver, self.workers = max(self.driver, driver), max(self.workers, workers)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def __enter__(self) -> "PeakMemory":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def config_for(base_conf: str, size: int):
+    cfg = load_config(base_conf)
+    root = Path("warehouse/synth") / str(size)
+    return cfg.model_copy(update={
+        "warehouse": root,
+        "dataset": cfg.dataset.model_copy(update={"path": root / "source", "name": f"synth-{size}"}),
+    })
+
+
+def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
+    """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards."""
+    from model import checkpoint
+    from model.features import load_feature_matrix
+    from model.infer import score_table
+
+    torch.set_num_threads(1)
+    ckpt = checkpoint.load(paths.model_dir)
+    features = torch.from_numpy(load_feature_matrix(paths.node_features))
+    table = pads.dataset(str(paths.shards)).head(max_rows)
+    score_table(table.slice(0, 4096), ckpt.model, features, 4096)  # warm-up
+    start = time.perf_counter()
+    score_table(table, ckpt.model, features, 4096)
+    seconds = time.perf_counter() - start
+    return {"pairs": table.num_rows, "seconds": round(seconds, 2), "pairs_per_s": round(table.num_rows / seconds)}
+
+
+def run_size(spark, base_conf: str, size: int) -> dict:
+    cfg = config_for(base_conf, size)
+    source = Path(cfg.dataset.path)
+    if not (source / "SOURCE.json").is_file():
+        print(f"generating {size} nodes per side -> {source}", flush=True)
+        synth.generate(size, source)
+    generated = json.loads((source / "SOURCE.json").read_text())
+    stages, start = {}, time.time()
+    for name in STAGES:
+        with PeakMemory() as mem:
+            summary = run_pipeline(cfg, "scale", [name], spark=spark)[name]
+        stages[name] = {"seconds": summary["seconds"], "rows_in": summary["rows_in"], "rows_out": summary["rows_out"],
+                        "driver_peak_gib": round(mem.driver / GIB, 2), "workers_peak_gib": round(mem.workers / GIB, 2)}
+        print(f"  {size}: {name:<9} {json.dumps(stages[name])}", flush=True)
+    metrics = json.loads(Paths(cfg.warehouse.resolve(), "scale").metrics.read_text())
+    row = {"size": size, "generated": generated, "total_seconds": round(time.time() - start, 1), "stages": stages,
+           "accuracy": {k: metrics.get(k) for k in ("precision", "recall", "f1", "hits_at_1", "pair_completeness")},
+           "accuracy_by_type": metrics.get("by_type"),
+           "batch_scorer_cpu": batch_scorer_rate(Paths(cfg.warehouse.resolve(), "scale"))}
+    return row
+
+
+def print_tables(rows: list[dict]) -> None:
+    for row in rows:
+        print(f"\n== {row['size']} nodes per side: total {row['total_seconds']}s, accuracy {json.dumps(row['accuracy'])}")
+        print(f"   batch scorer alone (1 CPU thread): {row['batch_scorer_cpu']['pairs_per_s']} pairs/s")
+        print(f"{'stage':<10}{'seconds':>9}{'rows in':>12}{'rows out':>12}{'driver GiB':>12}{'workers GiB':>13}")
+        for name, s in row["stages"].items():
+            print(f"{name:<10}{s['seconds']:>9.1f}{s['rows_in']:>12}{s['rows_out']:>12}"
+                  f"{s['driver_peak_gib']:>12.2f}{s['workers_peak_gib']:>13.2f}")
+    for prev, row in zip(rows, rows[1:]):
+        x = row["size"] / prev["size"]
+        print(f"\n== growth {prev['size']} -> {row['size']} (data x{x:g}): seconds ratio per stage")
+        for name in row["stages"]:
+            a, b = prev["stages"][name]["seconds"], row["stages"][name]["seconds"]
+            print(f"{name:<10}x{b / max(a, 1e-9):.1f}")
+        print(f"{'total':<10}x{row['total_seconds'] / prev['total_seconds']:.1f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--conf", default="conf/synth.yaml")
+    args = p.parse_args()
+    setup_logging("INFO")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    spark = get_spark(load_config(args.conf).spark, "kgmerge-scale")
+    rows = []
+    out = RESULTS / "scale.json"
+    RESULTS.mkdir(exist_ok=True)
+    for size in sizes:
+        rows.append(run_size(spark, args.conf, size))
+        previous = json.loads(out.read_text()) if out.is_file() else {}
+        previous[str(size)] = rows[-1] | {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
+        out.write_text(json.dumps(previous, indent=2))  # after each size: a long run stopped keeps the rest
+    print_tables(rows)
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()

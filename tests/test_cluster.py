@@ -1,0 +1,97 @@
+"""A real Spark standalone cluster on localhost (one master, two workers, started with the
+daemon script that ships inside pyspark), the whole pipeline submitted to it through
+./spark-submit.sh, and its result compared with the local-mode run of the same config."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pyspark
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+REPO = Path(__file__).resolve().parents[1]
+SPARK_HOME = Path(pyspark.__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def daemon(action: str, cls: str, instance: int, env: dict, *args: str) -> None:
+    subprocess.run(["bash", str(SPARK_HOME / "sbin" / "spark-daemon.sh"), action, cls, str(instance), *args],
+                   env=env, check=True, capture_output=True, timeout=120)
+
+
+def wait_for_workers(log_dir: Path, count: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        logs = "".join(p.read_text(errors="replace") for p in log_dir.glob("*Master*.out"))
+        if logs.count("Registering worker") >= count:
+            return
+        time.sleep(1)
+    raise AssertionError(f"{count} workers did not register within {timeout}s; see {log_dir}")
+
+
+@pytest.fixture
+def standalone_cluster(tmp_path):
+    """spark://127.0.0.1:<port> with two one-core workers; stopped afterwards whatever happens."""
+    port = free_port()
+    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOG_DIR": str(tmp_path / "logs"),
+           "SPARK_PID_DIR": str(tmp_path / "pids"), "SPARK_WORKER_DIR": str(tmp_path / "work"),
+           "PYSPARK_PYTHON": str(REPO / ".venv" / "bin" / "python")}
+    master = f"spark://127.0.0.1:{port}"
+    workers = [(i, "org.apache.spark.deploy.worker.Worker") for i in (1, 2)]
+    try:
+        daemon("start", "org.apache.spark.deploy.master.Master", 1, env,
+               "--host", "127.0.0.1", "--port", str(port), "--webui-port", "0")
+        for i, cls in workers:
+            daemon("start", cls, i, env, "--host", "127.0.0.1", "--webui-port", "0",
+                   "--cores", "1", "--memory", "1500m", master)
+        wait_for_workers(tmp_path / "logs", 2)
+        yield master
+    finally:
+        for i, cls in workers:
+            daemon("stop", cls, i, env)
+        daemon("stop", "org.apache.spark.deploy.master.Master", 1, env)
+
+
+def test_pipeline_on_a_standalone_cluster_equals_local_mode(dblp_run, spark, standalone_cluster, tmp_path):
+    cfg, paths, _ = dblp_run
+    raw = json.loads(cfg.model_dump_json())
+    raw["warehouse"] = str(tmp_path / "cluster-warehouse")
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(yaml.safe_dump(raw))
+    out = subprocess.run(
+        [str(REPO / "spark-submit.sh"), "--master", standalone_cluster, "--driver-memory", "2g",
+         "--executor-memory", "1g", "--total-executor-cores", "2",
+         "pipeline", str(conf), "--run-id", paths.run_id],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert f"run '{paths.run_id}' finished" in out.stdout
+    # the work ran on the cluster's executors, not in the driver
+    app_logs = list((tmp_path / "work").glob("app-*/*/stderr"))
+    assert len({p.parent.name for p in app_logs}) >= 2, "expected executors on both workers"
+
+    from pipeline.schema import Paths
+
+    remote = Paths((tmp_path / "cluster-warehouse").resolve(), paths.run_id)
+    local_scores = spark.read.parquet(str(paths.scores)).select("id_a", "id_b", "score")
+    remote_scores = spark.read.parquet(str(remote.scores)).select("id_a", "id_b", F.col("score").alias("remote"))
+    joined = local_scores.join(remote_scores, ["id_a", "id_b"], "full_outer")
+    assert joined.where(F.col("score").isNull() | F.col("remote").isNull()).count() == 0  # same pairs
+    assert joined.agg(F.max(F.abs(F.col("score") - F.col("remote")))).first()[0] < 1e-5
+    alignment = [spark.read.format("delta").load(str(p.alignment)).select("id_a", "id_b").collect()
+                 for p in (paths, remote)]
+    assert sorted(map(tuple, alignment[0])) == sorted(map(tuple, alignment[1])) != []
+    local_metrics = json.loads(paths.metrics.read_text())
+    remote_metrics = json.loads(remote.metrics.read_text())
+    assert remote_metrics["f1"] == local_metrics["f1"]
