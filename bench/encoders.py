@@ -47,11 +47,11 @@ def main() -> None:
                    help="names timed with MiniLM (it is slow; a random sample)")
     args = p.parse_args()
     minilm = NameEncoder(threads=1)
+    static = StaticEncoder.cached()
     rows = {}
     for name in args.datasets.split(","):
         cfg = load_config(f"conf/{name}.yaml")
         paths = Paths(cfg.warehouse.resolve(), "bench")
-        static = StaticEncoder.cached(paths.static_tokens)
         static_one_thread = StaticEncoder(static.table, threads=1)
         names = distinct_names(paths.nodes)
         sample = random.Random(0).sample(names, min(args.minilm_sample, len(names)))

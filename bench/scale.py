@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # synth.py; after the repo: bench/pipeline.py must not shadow pipeline/
 
 import psutil  # noqa: E402
 import pyarrow.dataset as pads  # noqa: E402

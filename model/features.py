@@ -22,7 +22,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 DIM = 384
-ENCODERS = ("minilm", "static")
+# where the static encoder's word-piece table is kept once distilled: a per-user cache, like
+# pip's, since it depends only on the installed MiniLM weights (KGMERGE_CACHE overrides it)
+STATIC_TABLE = Path(os.environ.get("KGMERGE_CACHE", Path.home() / ".cache" / "kgmerge")) / "static_tokens.npy"
 
 
 def _offline() -> str:
@@ -102,7 +104,7 @@ class StaticEncoder:
         return self._table.numpy()
 
     @classmethod
-    def cached(cls, path: Path) -> "StaticEncoder":
+    def cached(cls, path: Path = STATIC_TABLE) -> "StaticEncoder":
         """The encoder whose token table is saved at ``path`` (.npy), distilled there first if
         missing."""
         path = Path(path)

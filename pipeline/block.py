@@ -26,14 +26,19 @@ from pipeline.schema import CANDIDATE, KG_A, KG_B
 from pipeline.stage import StageContext, StageResult
 
 
-def ngram_weights(nodes: DataFrame, n: int, max_df: float) -> DataFrame:
-    """(kg, type, id, gram, w): L2-normalised TF-IDF weights of each node's character n-grams."""
-    padded = F.concat(F.lit(" "), name_key(F.col("name")), F.lit(" "))
-    grams = nodes.select("kg", "type", "id", padded.alias("s")).select(
-        "kg", "type", "id",
-        F.explode(F.expr(f"transform(sequence(1, greatest(length(s) - {n - 1}, 1)), i -> substring(s, i, {n}))"))
-        .alias("gram"),
-    )
+def ngram_weights(nodes: DataFrame, n: int, max_df: float, unit: str = "chars") -> DataFrame:
+    """(kg, type, id, gram, w): L2-normalised TF-IDF weights of each node's character n-grams
+    (``unit`` "chars") or words ("words")."""
+    if unit == "words":
+        words = F.filter(F.split(name_key(F.col("name")), r"[^\p{L}\p{N}]+"), lambda w: F.length(w) > 0)
+        grams = nodes.select("kg", "type", "id", F.explode(words).alias("gram"))
+    else:
+        padded = F.concat(F.lit(" "), name_key(F.col("name")), F.lit(" "))
+        grams = nodes.select("kg", "type", "id", padded.alias("s")).select(
+            "kg", "type", "id",
+            F.explode(F.expr(f"transform(sequence(1, greatest(length(s) - {n - 1}, 1)), i -> substring(s, i, {n}))"))
+            .alias("gram"),
+        )
     tf = grams.groupBy("kg", "type", "id", "gram").agg(F.count("*").alias("tf"))
     sizes = nodes.groupBy("type").agg(F.count("*").alias("n_type"))
     df = tf.groupBy("type", "gram").agg(F.count("*").alias("df"))
@@ -93,17 +98,46 @@ def keep_top_k(sims: DataFrame, cfg: BlockConfig, types: list[str]) -> DataFrame
     )
 
 
+def rarest_grams(weights: DataFrame, prefix: int) -> DataFrame:
+    """Each node's ``prefix`` heaviest grams (highest TF-IDF: its rarest)."""
+    rank = F.row_number().over(Window.partitionBy("kg", "id").orderBy(F.desc("w"), "gram"))
+    return weights.withColumn("rank", rank).where(F.col("rank") <= prefix).drop("rank")
+
+
+def without_crowded_grams(weights: DataFrame, max_postings: int) -> DataFrame:
+    """Drops the grams that more than ``max_postings`` names of one side and type hold."""
+    crowded = (weights.groupBy("kg", "type", "gram").agg(F.count("*").alias("n"))
+               .where(F.col("n") > max_postings).select("type", "gram").distinct())
+    return weights.join(crowded, ["type", "gram"], "left_anti")
+
+
 def top_k_pairs(weights: DataFrame, cfg: BlockConfig, types: list[str]) -> DataFrame:
     # The join multiplies rows (every A and B name sharing a gram), while its inputs are small:
     # adaptive execution would coalesce them into one partition and run the whole join on one
     # core. An explicit repartition by gram is never coalesced, so the join stays spread.
     parts = int(weights.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    a = weights.where(F.col("kg") == KG_A).select(
-        "type", "gram", F.col("id").alias("id_a"), F.col("w").alias("wa")).repartition(parts, "gram")
-    b = weights.where(F.col("kg") == KG_B).select(
-        "type", "gram", F.col("id").alias("id_b"), F.col("w").alias("wb")).repartition(parts, "gram")
+    if cfg.max_postings:
+        weights = without_crowded_grams(weights, cfg.max_postings)
+
+    def side(kg: str, df: DataFrame) -> DataFrame:
+        suffix = kg.lower()
+        return df.where(F.col("kg") == kg).select(
+            "type", "gram", F.col("id").alias(f"id_{suffix}"), F.col("w").alias(f"w{suffix}")
+        ).repartition(parts, "gram")
+
+    a, b = side(KG_A, weights), side(KG_B, weights)
+    if cfg.prefix:
+        # prefix filtering: a pair is found through a gram that is among the rarest of at least
+        # one of its names; its score still sums every gram the two names share
+        rare = rarest_grams(weights, cfg.prefix)
+        found = (side(KG_A, rare).join(b, ["type", "gram"]).select("type", "id_a", "id_b")
+                 .union(a.join(side(KG_B, rare), ["type", "gram"]).select("type", "id_a", "id_b"))
+                 .distinct())
+        shared = (found.join(a, ["type", "id_a"]).join(b, ["type", "id_b", "gram"]))
+    else:
+        shared = a.join(b, ["type", "gram"])
     sims = (
-        a.join(b, ["type", "gram"])
+        shared
         .groupBy("type", "id_a", "id_b")
         # rounded: Spark sums in no fixed order, and the last bits must not change the top k
         .agg(F.round(F.sum(F.col("wa") * F.col("wb")), 9).alias("sim"))
@@ -153,7 +187,7 @@ def run(ctx: StageContext) -> StageResult:
     gold = spark.read.parquet(str(paths.gold))
     types = sorted(r["type"] for r in nodes.select("type").distinct().collect())
     if cfg.method == "names":
-        cands = top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df), cfg, types)
+        cands = top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, types)
     else:
         cands = anchor_candidates(nodes, spark.read.parquet(str(paths.edges)), gold, cfg, types)
     cands.write.mode("overwrite").parquet(str(paths.candidates))

@@ -86,12 +86,19 @@ class BlockConfig(_Strict):
     max_anchor_degree: int = Field(500, ge=1, description="anchors: skip neighbours of higher degree")
     # Candidates kept per entity, from each side, per node type ("default" for the rest).
     top_k: dict[str, int] = {"default": 10}
-    # Character n-gram length of the TF-IDF name representation.
+    # The terms of the TF-IDF name representation: character n-grams (robust to typos) or
+    # words (far fewer shared terms on large graphs: docs/scaling.md), and the n-gram length.
+    unit: Literal["chars", "words"] = "chars"
     ngram: int = Field(3, ge=2, le=5)
     # n-grams found in more than this share of a type's names carry almost no signal and
     # would blow up the join; they are dropped.
     max_df: float = Field(0.2, gt=0, le=1)
     min_sim: float = Field(0.05, ge=0, lt=1)
+    # Large graphs (docs/scaling.md): a gram held by more than max_postings names of one side
+    # and type is dropped (bounds the join: at most max_postings^2 pairs per gram), and with
+    # prefix set, pairs are found only through each name's `prefix` rarest grams.
+    max_postings: int | None = Field(None, ge=1)
+    prefix: int | None = Field(None, ge=1)
 
     def k_for(self, node_type: str) -> int:
         return self.top_k.get(node_type, self.top_k.get("default", 10))

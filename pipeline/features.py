@@ -5,7 +5,7 @@ warehouse (``cache/name_vectors``, one per encoder) shared by all runs, and only
 from it are encoded, inside Spark workers (``mapInArrow``, one encoder per Python worker, one
 torch thread). ``features.encoder`` picks the full MiniLM transformer or the static word-piece
 vectors distilled from it (model/features.py); the static table is distilled once on the
-driver, kept in ``cache/static_tokens.npy`` and broadcast to the workers.
+driver, kept in the user's cache (``model.features.STATIC_TABLE``) and broadcast to the workers.
 
 Numeric attributes (``features.numeric``: prices, years, ABV, durations, dates), as the paper's
 §4.3 does, are appended to the name vector: for each listed attribute key, two numbers per node,
@@ -90,7 +90,7 @@ def encode_missing(spark, missing: DataFrame, n_missing: int, kind: str, paths) 
     if kind == "static":
         from model.features import StaticEncoder
 
-        static_table = spark.sparkContext.broadcast(StaticEncoder.cached(paths.static_tokens).table)
+        static_table = spark.sparkContext.broadcast(StaticEncoder.cached().table)
     per_task = 256 if kind == "minilm" else 50_000  # a task's worth of names: a few seconds
     parts = max(1, min(spark.sparkContext.defaultParallelism * 2, n_missing // per_task + 1))
     encoded = missing.repartition(parts).mapInArrow(encoder_partitions(kind, static_table), NAME_VECTOR)

@@ -8,7 +8,6 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
     <warehouse>/input/{nodes,edges,gold}        ingest        Parquet, NODES/EDGES/GOLD
     <warehouse>/input/labelled                  ingest        Parquet, LABELLED (where the source has it)
     <warehouse>/cache/name_vectors[_static]     features      Parquet, NAME_VECTOR (shared by all runs; one per encoder)
-    <warehouse>/cache/static_tokens.npy         features      the static encoder's word-piece table
     <warehouse>/runs/<run_id>/
         node_index                              features      Parquet, NODE_INDEX
         node_features.parquet                   features      one Arrow file, NODE_FEATURE (row i = nid i)
@@ -206,10 +205,6 @@ class Paths:
     def name_vectors(self, encoder: str) -> Path:
         """The name-vector cache of one encoder (``features.encoder``); the two never mix."""
         return self.warehouse / "cache" / ("name_vectors" if encoder == "minilm" else f"name_vectors_{encoder}")
-
-    @property
-    def static_tokens(self) -> Path:
-        return self.warehouse / "cache" / "static_tokens.npy"
 
     @property
     def run(self) -> Path:

@@ -140,19 +140,19 @@ def test_paper_pairs_carry_their_lexical_similarity(dblp_run, spark):
 
 
 def test_static_encoder_gives_close_vectors_to_matching_names(dblp_run, spark):
-    """features.encoder: static distils the word-piece table once into the warehouse cache,
-    encodes into a cache of its own, and puts gold pairs far closer than random pairs."""
+    """features.encoder: static distils the word-piece table once (into the user's cache),
+    encodes into a name cache of its own, and puts gold pairs far closer than random pairs."""
     import numpy as np
     import pandas as pd
 
-    from model.features import StaticEncoder, load_feature_matrix
+    from model.features import STATIC_TABLE, StaticEncoder, load_feature_matrix
 
     cfg, paths, _ = dblp_run
     static_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(update={"encoder": "static"})})
     summary = run_pipeline(static_cfg, "static-encoder", ["features"], spark=spark)["features"]
     static_paths = Paths(paths.warehouse, "static-encoder")
     assert summary["encoder"] == "static" and summary["names_encoded"] == summary["distinct_names"]
-    assert paths.static_tokens.is_file()
+    assert STATIC_TABLE.is_file()
     assert paths.name_vectors("static").is_dir() and paths.name_vectors("minilm").is_dir()
 
     vecs = load_feature_matrix(static_paths.node_features)[:, :384]
@@ -166,6 +166,6 @@ def test_static_encoder_gives_close_vectors_to_matching_names(dblp_run, spark):
     assert np.median(gold_cos) > 0.9 > 0.5 > np.median(shuffled_cos)
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
 
-    encoder = StaticEncoder.cached(paths.static_tokens)
+    encoder = StaticEncoder.cached()
     out = encoder.encode(["", "collective entity alignment"])
     assert not out[0].any() and abs(np.linalg.norm(out[1]) - 1) < 1e-5

@@ -12,7 +12,7 @@ from pipeline import ingest
 from pipeline.schema import Paths
 from pipeline.stage import StageContext, run_stage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))  # after the repo: bench/pipeline.py
 import synth  # noqa: E402
 
 
