@@ -155,7 +155,9 @@ def main() -> None:
         previous = json.loads(out.read_text()) if out.is_file() else {}
         previous[str(size)] = rows[-1] | {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
         out.write_text(json.dumps(previous, indent=2))  # after each size: a long run stopped keeps the rest
-    print_tables(rows)
+    # the table over every size measured so far (this run's and earlier ones), smallest first
+    measured = json.loads(out.read_text())
+    print_tables([measured[k] for k in sorted(measured, key=int)])
     print(f"\nwritten: {out}")
 
 

@@ -131,6 +131,9 @@ class TrainConfig(_Strict):
     mixing_lr: float = Field(0.1, gt=0)
     seed: int = 1
     train_types: list[str] | None = None  # None: every type with gold links
+    # at most this many train links are fitted on (a seeded sample; all of them still anchor the
+    # collective model): the fit's cost then stops growing with the graph (docs/scaling.md)
+    max_links: int | None = Field(None, ge=1)
     # torch threads for the fit. The batches are small (a few hundred pairs of 10x10 blocks):
     # one thread is as fast as two on this 2-core machine, and two threads slow down up to 18x
     # whenever another process holds a core (measured: 10 batches 0.94 s vs 17.1 s).

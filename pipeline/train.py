@@ -107,6 +107,8 @@ def build_rows(ctx: StageContext) -> DataFrame:
 
     pos = gold.where("split = 'train'").select(
         "id_a", "id_b", "type", F.xxhash64("id_a", "id_b").alias("group"))
+    if cfg.max_links:
+        pos = pos.orderBy(F.xxhash64("id_a", "id_b", F.lit(cfg.seed)), "id_a", "id_b").limit(cfg.max_links)
     pos_pd = pos.toPandas()
     if pos_pd.empty:
         raise ValueError("no gold links with split 'train': the train stage needs labelled pairs")

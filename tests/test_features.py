@@ -65,6 +65,37 @@ def test_anchor_blocking_pairs_nodes_whose_neighbours_are_linked(spark):
     assert ("y", "y'") not in {(r.id_a, r.id_b) for r in anchor_sims(edges, seeds, max_degree=1).collect()}
 
 
+def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(spark):
+    """block.unit words, max_postings and prefix (the settings for large graphs)."""
+    from pipeline.block import ngram_weights, top_k_pairs, without_crowded_grams
+    from pipeline.config import BlockConfig
+
+    titles = ["graph alignment of knowledge bases", "deep graph networks", "graph queries over streams",
+              "graph partitioning heuristics", "entity resolution with graph rules"]
+    rows = [(kg, "paper", f"{kg}{i}", (t if kg == "A" else t.replace("graph", "graphs", 1)) + " revisited" * (i < 4))
+            for kg in ("A", "B") for i, t in enumerate(titles)]
+    nodes = spark.createDataFrame(rows, "kg string, type string, id string, name string")
+
+    def best(cfg: BlockConfig) -> dict[str, str]:
+        weights = ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit)
+        pairs = top_k_pairs(weights, cfg, ["paper"]).collect()
+        return {a: max((p for p in pairs if p.id_a == a), key=lambda p: p.sim).id_b
+                for a in {p.id_a for p in pairs}}, len(pairs)
+
+    base = dict(unit="words", max_df=1.0, min_sim=0.01, top_k={"default": 2})
+    found, n_all = best(BlockConfig(**base))
+    assert found == {f"A{i}": f"B{i}" for i in range(5)}
+    weights = ngram_weights(nodes, 3, 1.0, "words")
+    assert "graph" in {r.gram for r in weights.collect()}  # words, not character n-grams
+    # "revisited" is in four names of each side: capped at three postings it is dropped, and the
+    # pairs that only it joined go
+    assert "revisited" not in {r.gram for r in without_crowded_grams(weights, 3).collect()}
+    capped, n_capped = best(BlockConfig(**base, max_postings=3))
+    assert capped == found and n_capped < n_all
+    # through each name's two rarest words only: the same best partner for every paper
+    assert best(BlockConfig(**base, prefix=2))[0] == found
+
+
 def test_identity_vectors_are_fixed_per_node_and_differ_between_nodes(spark):
     df = spark.createDataFrame([("A", "n1"), ("B", "n1"), ("A", "n2")], "kg string, id string")
     first = [np.array(r.v) for r in df.select(identity_vector(16).alias("v")).collect()]
