@@ -117,7 +117,7 @@ def run_size(spark, base_conf: str, size: int) -> dict:
     metrics = json.loads(Paths(cfg.warehouse.resolve(), "scale").metrics.read_text())
     row = {"size": size, "generated": generated, "total_seconds": round(time.time() - start, 1), "stages": stages,
            "accuracy": {k: metrics.get(k) for k in ("precision", "recall", "f1", "hits_at_1", "pair_completeness")},
-           "accuracy_by_type": metrics.get("by_type"),
+           "accuracy_by_type": metrics.get("per_type"),
            "batch_scorer_cpu": batch_scorer_rate(Paths(cfg.warehouse.resolve(), "scale"))}
     return row
 
