@@ -37,7 +37,7 @@ def _stamp(*files) -> tuple[int, ...]:
     return tuple(Path(f).stat().st_mtime_ns for f in files)
 
 
-@lru_cache(maxsize=1)  # one round at a time: a worker holds one feature matrix (and its anchored copy)
+@lru_cache(maxsize=2)
 def _scorer(model_dir: str, features_path: str, anchors_path: str, device: str, stamp: tuple):
     import torch
 
