@@ -60,7 +60,7 @@ def distil_token_table(batch_size: int = 1024) -> np.ndarray:
     """float32 [vocab, DIM]: each word piece's MiniLM vector, ``[CLS] piece [SEP]`` through the
     transformer and mean-pooled over the three positions (as the sentence encoder pools), then
     centred (the mean over the vocabulary removed: it is shared by every piece and only pulls
-    all names together). About 80 s on two cores, once per machine (``StaticEncoder`` keeps it)."""
+    all names together). About 80 s on two cores, once per machine (``static_token_table`` keeps it)."""
     path = _offline()
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -77,6 +77,18 @@ def distil_token_table(batch_size: int = 1024) -> np.ndarray:
             hidden = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).last_hidden_state
             table[start:start + len(piece)] = hidden.mean(dim=1).numpy()
     return table - table.mean(axis=0, keepdims=True)
+
+
+def static_token_table(path: Path = STATIC_TABLE) -> np.ndarray:
+    """The static encoder's word-piece table saved at ``path`` (.npy), distilled there first if
+    missing (the driver loads it once and broadcasts it to the Spark workers)."""
+    path = Path(path)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, distil_token_table())
+        tmp.replace(path)  # whole or absent, for a run killed half-way
+    return np.load(path)
 
 
 class StaticEncoder:
@@ -98,22 +110,6 @@ class StaticEncoder:
         self._tokenizer.no_truncation()
         self._table = torch.from_numpy(np.ascontiguousarray(table, dtype=np.float32))
         self._weight = torch.log1p(torch.arange(len(table), dtype=torch.float32))
-
-    @property
-    def table(self) -> np.ndarray:
-        return self._table.numpy()
-
-    @classmethod
-    def cached(cls, path: Path = STATIC_TABLE) -> "StaticEncoder":
-        """The encoder whose token table is saved at ``path`` (.npy), distilled there first if
-        missing."""
-        path = Path(path)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, distil_token_table())
-            tmp.replace(path)  # whole or absent, for a run killed half-way
-        return cls(np.load(path))
 
     def encode(self, names: list[str]) -> np.ndarray:
         import torch

@@ -88,9 +88,9 @@ def encode_missing(spark, missing: DataFrame, n_missing: int, kind: str, paths) 
     """Encodes the distinct name keys of ``missing`` and appends them to the encoder's cache."""
     static_table = None
     if kind == "static":
-        from model.features import StaticEncoder
+        from model.features import static_token_table
 
-        static_table = spark.sparkContext.broadcast(StaticEncoder.cached().table)
+        static_table = spark.sparkContext.broadcast(static_token_table())
     per_task = 256 if kind == "minilm" else 50_000  # a task's worth of names: a few seconds
     parts = max(1, min(spark.sparkContext.defaultParallelism * 2, n_missing // per_task + 1))
     encoded = missing.repartition(parts).mapInArrow(encoder_partitions(kind, static_table), NAME_VECTOR)

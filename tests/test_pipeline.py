@@ -145,7 +145,7 @@ def test_static_encoder_gives_close_vectors_to_matching_names(dblp_run, spark):
     import numpy as np
     import pandas as pd
 
-    from model.features import STATIC_TABLE, StaticEncoder, load_feature_matrix
+    from model.features import STATIC_TABLE, StaticEncoder, load_feature_matrix, static_token_table
 
     cfg, paths, _ = dblp_run
     static_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(update={"encoder": "static"})})
@@ -166,6 +166,6 @@ def test_static_encoder_gives_close_vectors_to_matching_names(dblp_run, spark):
     assert np.median(gold_cos) > 0.9 > 0.5 > np.median(shuffled_cos)
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
 
-    encoder = StaticEncoder.cached()
+    encoder = StaticEncoder(static_token_table())
     out = encoder.encode(["", "collective entity alignment"])
     assert not out[0].any() and abs(np.linalg.norm(out[1]) - 1) < 1e-5
