@@ -3,13 +3,17 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# Airflow and its Spark provider, in a venv of their own (their pins clash with ours): dags/
+AIRFLOW_VENV    := .venv-airflow
+AIRFLOW_VERSION := 3.3.2
+AIRFLOW_SPARK   := 6.3.4
 
-.PHONY: demo test setup jars bench bench-setup dist clean
+.PHONY: demo test setup airflow-setup jars bench bench-setup dist clean
 
 demo: setup
 	./spark-submit.sh pipeline conf/dblp_acm.yaml
 
-test: setup
+test: setup airflow-setup
 	$(PY) -m pytest -q tests
 
 setup: $(VENV)/.installed jars/.fetched
@@ -20,6 +24,16 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+# tests/test_dag.py loads dags/ with this venv's Airflow; the pins are exact (no constraints file)
+airflow-setup: $(AIRFLOW_VENV)/.installed
+$(AIRFLOW_VENV)/.installed: Makefile
+	@command -v $(PYTHON) >/dev/null || { echo "need Python 3.11 ($(PYTHON)) on PATH"; exit 1; }
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install 'apache-airflow==$(AIRFLOW_VERSION)' \
+	    'apache-airflow-providers-apache-spark==$(AIRFLOW_SPARK)'
 	touch $@
 
 jars: jars/.fetched
