@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from model.evaluate import average_precision, best_f1, recall_at_precision
+from pipeline.report import write_report
 from pipeline.stage import StageContext, StageResult, read_stage_log
 
 
@@ -139,9 +140,11 @@ def run(ctx: StageContext) -> StageResult:
     for d in paths.report_dirs():
         d.mkdir(parents=True, exist_ok=True)
         (d / "metrics.json").write_text(text)
+    collective = ctx.config.collective  # the report re-runs the model with the last scoring round's anchors
+    report = write_report(paths, anchors_round=(collective.rounds if collective.enabled else 1) - 1, metrics=metrics)
     return StageResult(
         rows_in=len(frames["touching"]), rows_out=len(frames["test"]),
         details={"metrics": metrics, "metrics_path": str(paths.report_dirs()[0] / "metrics.json"),
                  "delta_tables": [str(paths.unified_nodes), str(paths.unified_edges), str(paths.alignment)],
-                 "f1": metrics["f1"], "hits_at_1": metrics["hits_at_1"]},
+                 "f1": metrics["f1"], "hits_at_1": metrics["hits_at_1"], "report": str(report)},
     )
