@@ -1,55 +1,88 @@
-"""ingest: a source folder -> the pipeline's input tables (NODES, EDGES, GOLD, LABELLED) as Parquet.
+"""ingest: a source folder -> the pipeline's input tables (NODES, EDGES, GOLD, LABELLED) as Parquet,
+checked (``pipeline/validate.py``): rows that cannot be used go to the ``rejected`` Delta table
+with their reason, and problems the run cannot go on with stop it before anything is written.
 
-Edges whose ends are not nodes of their graph are dropped and counted (``dangling_edges``).
+Row accounting, checked here on every run: rows read = rows kept + rows rejected.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.schema import EDGES, GOLD, LABELLED, NODES
+from pipeline import validate
+from pipeline.schema import EDGES, GOLD, LABELLED, NODES, REJECTED
 from pipeline.sources import adapter
 from pipeline.stage import StageContext, StageResult
 
+log = logging.getLogger("kgmerge")
 
-def _conform(df, schema):
-    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+def _conform(df: DataFrame, schema) -> DataFrame:
+    """The schema's columns, cast to its types, plus the adapter's ``_row`` where it has one."""
+    extra = ["_row"] if "_row" in df.columns else []
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields] + extra)
+
+
+def write_rejected(spark: SparkSession, path, rejected: DataFrame, run_id: str, stage: str) -> None:
+    """Replaces this run's and stage's rows of the ``rejected`` Delta table (so a rerun does not
+    add them twice); the table is created on first use."""
+    DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(REJECTED).execute()
+    rows = rejected.select(F.lit(run_id).alias("run_id"), F.lit(stage).alias("stage"), *rejected.columns)
+    (rows.select(*REJECTED.fieldNames()).write.format("delta").mode("overwrite")
+     .option("replaceWhere", f"run_id = '{run_id}' AND stage = '{stage}'").save(str(path)))
 
 
 def run(ctx: StageContext) -> StageResult:
     spark, ds, paths = ctx.spark, ctx.config.dataset, ctx.paths
     tables = adapter(ds.format).read(spark, ds, ds.adapter_options())
-    nodes = _conform(tables.nodes, NODES)
-    edges = _conform(tables.edges, EDGES)
-    keys = nodes.select("kg", "id")
-    kept = (
-        edges.join(keys.withColumnRenamed("id", "src"), ["kg", "src"], "left_semi")
-        .join(keys.withColumnRenamed("id", "dst"), ["kg", "dst"], "left_semi")
-        .select(*EDGES.fieldNames())
-    )
-    nodes.write.mode("overwrite").parquet(str(paths.nodes))
-    kept.write.mode("overwrite").parquet(str(paths.edges))
-    _conform(tables.gold, GOLD).write.mode("overwrite").parquet(str(paths.gold))
+    tables.nodes, tables.edges = _conform(tables.nodes, NODES), _conform(tables.edges, EDGES)
+    tables.gold = _conform(tables.gold, GOLD)
     if tables.labelled is not None:
-        _conform(tables.labelled, LABELLED).write.mode("overwrite").parquet(str(paths.labelled))
+        tables.labelled = _conform(tables.labelled, LABELLED)
+    read_counts = {"nodes": tables.nodes.count(), "edges": tables.edges.count(), "gold": tables.gold.count(),
+                   "labelled": tables.labelled.count() if tables.labelled is not None else 0,
+                   "unreadable": tables.rejected.count() if tables.rejected is not None else 0}
+    checked = validate.check(tables, ctx.config)  # raises before any write
+
+    checked.nodes.write.mode("overwrite").parquet(str(paths.nodes))
+    checked.edges.write.mode("overwrite").parquet(str(paths.edges))
+    checked.gold.write.mode("overwrite").parquet(str(paths.gold))
+    if checked.labelled is not None:
+        checked.labelled.write.mode("overwrite").parquet(str(paths.labelled))
     else:
         shutil.rmtree(paths.labelled, ignore_errors=True)
+    write_rejected(spark, paths.rejected, checked.rejected, paths.run_id, "ingest")
+    checked.nodes.unpersist()
 
     nodes = spark.read.parquet(str(paths.nodes))
-    n_nodes = nodes.count()
-    n_edges_in, n_edges = edges.count(), spark.read.parquet(str(paths.edges)).count()
     gold = spark.read.parquet(str(paths.gold))
+    kept = {"nodes": nodes.count(), "edges": spark.read.parquet(str(paths.edges)).count(), "gold": gold.count(),
+            "labelled": spark.read.parquet(str(paths.labelled)).count() if checked.labelled is not None else 0}
+    rejected = spark.read.format("delta").load(str(paths.rejected)).where(
+        (F.col("run_id") == paths.run_id) & (F.col("stage") == "ingest"))
+    by_reason = {f"{r['source']}: {r['reason']}": r["count"]
+                 for r in rejected.groupBy("source", F.substring_index("reason", ":", 1).alias("reason"))
+                 .count().orderBy(F.desc("count")).limit(20).collect()}
+    n_rows_in, n_kept, n_rejected = sum(read_counts.values()), sum(kept.values()), rejected.count()
+    if n_rows_in != n_kept + n_rejected:  # a bug in the checks, never the data's fault
+        raise RuntimeError(f"ingest lost rows: read {read_counts}, kept {kept}, rejected {n_rejected}")
+    if n_rejected:
+        log.warning("ingest rejected %d input rows (Delta table %s, run_id %r): %s",
+                    n_rejected, paths.rejected, paths.run_id, by_reason)
+
     by_type = {r["type"]: r["count"] for r in nodes.groupBy("type").count().collect()}
     splits = {str(r["split"]): r["count"] for r in gold.groupBy("split").count().collect()}
     labelled = {}
-    if tables.labelled is not None:
+    if checked.labelled is not None:
         rows = spark.read.parquet(str(paths.labelled)).groupBy("split", "label").count().collect()
         labelled = {f"{r['split']}/{r['label']}": r["count"] for r in rows}
     return StageResult(
-        rows_in=n_nodes + n_edges_in,
-        rows_out=n_nodes + n_edges,
-        details={"nodes": n_nodes, "edges": n_edges, "dangling_edges": n_edges_in - n_edges,
-                 "gold": sum(splits.values()), "nodes_by_type": by_type, "gold_by_split": splits,
-                 "labelled_by_split_label": labelled},
+        rows_in=n_rows_in, rows_out=n_kept, rejected=n_rejected,
+        details={"nodes": kept["nodes"], "edges": kept["edges"], "gold": kept["gold"],
+                 "nodes_by_type": by_type, "gold_by_split": splits, "labelled_by_split_label": labelled,
+                 "read": read_counts, "rejected_by_reason": by_reason},
     )

@@ -44,7 +44,8 @@ def run_pipeline(config: PipelineConfig, run_id: str, stages: list[str], spark=N
 
 def parse_args(stage: str, argv: list[str] | None) -> argparse.Namespace:
     what = "the whole pipeline" if stage == "pipeline" else f"the {stage} stage"
-    p = argparse.ArgumentParser(prog=f"jobs/{stage}.py", description=f"Run {what} of kgmerge.")
+    script = "run_all" if stage == "pipeline" else stage  # jobs/pipeline.py would shadow the package
+    p = argparse.ArgumentParser(prog=f"jobs/{script}.py", description=f"Run {what} of kgmerge.")
     p.add_argument("config", help="YAML config file, e.g. conf/dblp_acm.yaml")
     p.add_argument(
         "--run-id",

@@ -5,10 +5,10 @@ apart by the ``kg`` column ("A" or "B"). ``gold`` holds the known links, where a
 
 Warehouse layout (``Paths`` below builds every path; no stage spells a path itself)::
 
-    <warehouse>/input/{nodes,edges,gold}        ingest        Parquet, NODES/EDGES/GOLD
-    <warehouse>/input/labelled                  ingest        Parquet, LABELLED (where the source has it)
     <warehouse>/cache/name_vectors[_static]     features      Parquet, NAME_VECTOR (shared by all runs; one per encoder)
-    <warehouse>/runs/<run_id>/
+    <warehouse>/runs/<run_id>/                  everything a run computes: two runs never share a file
+        input/{nodes,edges,gold}                ingest        Parquet, NODES/EDGES/GOLD (checked: pipeline/validate.py)
+        input/labelled                          ingest        Parquet, LABELLED (where the source has it)
         node_index                              features      Parquet, NODE_INDEX
         node_features.parquet                   features      one Arrow file, NODE_FEATURE (row i = nid i)
         lexical_terms                           features      Parquet (nid, term, w), where features.lexical
@@ -25,6 +25,7 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         labelled_scores                         score         Parquet, SCORE + label, split
         metrics.json                            merge         the run's figures
     <warehouse>/delta/{unified_nodes,unified_edges,alignment}   merge   Delta, UNIFIED_*/ALIGNMENT
+    <warehouse>/delta/rejected                  ingest        Delta, REJECTED (input rows not kept, and why)
     <warehouse>/reports/{latest,<run_id>}/metrics.json          merge
 
 Pair shards (``PAIR_SHARD``): one row per candidate pair, holding both sampled two-hop
@@ -152,6 +153,21 @@ ALIGNMENT = T.StructType([
     T.StructField("run_id", T.StringType(), False),
 ])
 
+# Input rows ingest did not keep, and why (the adapter's or pipeline/validate.py's reason).
+REJECTED_INPUT = T.StructType([
+    T.StructField("source", T.StringType(), False),  # nodes, edges, gold or labelled
+    T.StructField("kg", T.StringType(), True),
+    T.StructField("row", T.LongType(), True),  # data row number in its file, where known
+    T.StructField("record", T.StringType(), True),  # the row as JSON (or the raw text of a malformed one)
+    T.StructField("reason", T.StringType(), False),
+])
+
+# The ``rejected`` Delta table: REJECTED_INPUT per run and stage (a rerun replaces its rows).
+REJECTED = T.StructType(
+    [T.StructField("run_id", T.StringType(), False), T.StructField("stage", T.StringType(), False)]
+    + REJECTED_INPUT.fields
+)
+
 # Delta refuses NOT NULL inside arrays, so nested fields of Delta tables are nullable.
 MEMBER = T.StructType([
     T.StructField("kg", T.StringType(), True),
@@ -184,7 +200,7 @@ class Paths:
 
     @property
     def input(self) -> Path:
-        return self.warehouse / "input"
+        return self.run / "input"
 
     @property
     def nodes(self) -> Path:
@@ -288,6 +304,10 @@ class Paths:
     @property
     def alignment(self) -> Path:
         return self.delta / "alignment"
+
+    @property
+    def rejected(self) -> Path:
+        return self.delta / "rejected"
 
     def report_dirs(self) -> list[Path]:
         return [self.warehouse / "reports" / "latest", self.warehouse / "reports" / self.run_id]

@@ -13,6 +13,7 @@ last round's anchors; blocking never sees them.
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Iterator
 
@@ -99,6 +100,10 @@ def run(ctx: StageContext) -> StageResult:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
     shards = spark.read.parquet(str(paths.shards)).drop("shard")
     index = spark.read.parquet(str(paths.node_index))
+    from model.features import feature_blocks
+
+    checkpoint.require_compatible(paths.model_dir, feature_blocks(paths.node_features),
+                                  json.loads(paths.relations.read_text()))
     threshold = checkpoint.load(paths.model_dir).threshold
     seeds = read_anchors(paths.anchors(0))
     rounds = cfg.collective.rounds if cfg.collective.enabled else 1

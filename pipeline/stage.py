@@ -28,6 +28,7 @@ class StageContext:
 class StageResult:
     rows_in: int
     rows_out: int
+    rejected: int = 0  # input rows not kept, each with its reason in the ``rejected`` Delta table
     details: dict = field(default_factory=dict)
 
 
@@ -42,12 +43,13 @@ def run_stage(name: str, fn: Callable[[StageContext], StageResult], ctx: StageCo
         "run_id": ctx.paths.run_id,
         "rows_in": result.rows_in,
         "rows_out": result.rows_out,
+        "rejected": result.rejected,
         "seconds": seconds,
         **result.details,
     }
     log.info(
-        "stage %-8s rows in %d, rows out %d, %.1fs %s",
-        name, result.rows_in, result.rows_out, seconds,
+        "stage %-8s rows in %d, rows out %d, rejected %d, %.1fs %s",
+        name, result.rows_in, result.rows_out, result.rejected, seconds,
         " ".join(f"{k}={v}" for k, v in result.details.items() if not isinstance(v, (dict, list))),
     )
     record_stage(ctx.paths.stage_log, summary)

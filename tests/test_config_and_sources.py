@@ -33,7 +33,7 @@ def test_dblp_acm_ingest_builds_the_demo_graph(spark, tmp_path):
     paths = Paths(cfg.warehouse, "t")
     result = ingest.run(StageContext(spark, cfg, paths))
     assert result.details["nodes_by_type"] == {"paper": 640, "author": 1426, "venue": 10, "year": 20}
-    assert result.details["edges"] == 3126 and result.details["dangling_edges"] == 0
+    assert result.details["edges"] == 3126 and result.rejected == 0
     assert result.details["gold_by_split"] == {"train": 160, "valid": 50, "test": 50}
     assert result.details["labelled_by_split_label"] == {
         "train/1": 160, "train/0": 90, "valid/1": 50, "valid/0": 21, "test/1": 50, "test/0": 35}
@@ -62,4 +62,6 @@ def test_dbp15k_ingest_splits_links_and_keeps_relations(spark, tmp_path):
     assert nodes.where("name IS NULL OR name = ''").count() == 0
     edges = spark.read.parquet(str(paths.edges))
     assert edges.where("rel NOT LIKE 'r%'").count() == 0
-    assert result.details["edges"] == 60 + 63  # lines of triples_1 and triples_2
+    # lines of triples_1 and triples_2, less the ten self-loops the slice has (to `rejected`)
+    assert result.details["edges"] == 60 + 63 - 10
+    assert result.rejected == 10 and result.details["rejected_by_reason"] == {"edges: self-loop": 10}

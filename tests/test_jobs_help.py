@@ -80,7 +80,6 @@ def test_job_help_lists_its_options(helps, job):
         assert f"the {job[:-3]} stage" in out, out
 
 
-@pytest.mark.xfail(reason="pipeline/runner.py names run_all.py's parser prog 'jobs/pipeline.py'", strict=False)
 def test_run_all_usage_names_its_file(helps):
     assert helps["run_all.py"][1].startswith("usage: jobs/run_all.py"), helps["run_all.py"][1]
 
@@ -100,7 +99,6 @@ def test_spark_submit_sh_help():
     assert "--master" in out and "--jars" in out and "--packages" in out, out
 
 
-@pytest.mark.xfail(reason="spark-submit.sh prints lines 2-14, two lines of code past its header", strict=False)
 def test_spark_submit_sh_help_is_only_the_header():
     out = _submit_help().stdout
     assert "set -euo" not in out and "here=" not in out, out

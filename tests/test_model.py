@@ -82,6 +82,20 @@ def test_checkpoint_round_trip_without_pickle(tmp_path):
     np.testing.assert_allclose(score_table(rows, model, feats), score_table(rows, loaded.model, feats), rtol=1e-6)
 
 
+def test_a_model_that_does_not_fit_the_data_is_refused(tmp_path):
+    relations = {"written_by": 0, "published_in": 1}  # RELS = 4: two relations, both directions
+    checkpoint.save(_model(), tmp_path, threshold=0.4, extra={"relations": relations})
+    assert not (tmp_path / checkpoint.WEIGHTS).read_bytes().startswith(b"\x80")  # safetensors, not a pickle
+    checkpoint.require_compatible(tmp_path, [("name", DIM)], relations)  # the data it was trained on
+    with pytest.raises(checkpoint.ModelMismatchError) as err:
+        checkpoint.require_compatible(tmp_path, [("name", DIM), ("numbers", 3)], relations)
+    assert f"{DIM}-d level-0 features, this run's features are {DIM + 3}-d" in str(err.value)
+    assert "run the train stage" in str(err.value)
+    with pytest.raises(checkpoint.ModelMismatchError) as err:
+        checkpoint.require_compatible(tmp_path, [("name", DIM)], {"written_by": 0, "cites": 1})
+    assert "only the model knows: ['published_in']; only this run has: ['cites']" in str(err.value)
+
+
 def test_ranking_figures_count_missed_links():
     scores = np.array([0.9, 0.8, 0.7, 0.1])
     labels = np.array([1, 0, 1, 0])

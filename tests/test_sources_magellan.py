@@ -46,7 +46,7 @@ def test_walmart_amazon_counts(walmart):
     details, _ = walmart
     # 218 + 227 products; brand/category/modelno nodes keyed by normalised text, per graph
     assert details["nodes_by_type"] == {"product": 445, "brand": 242, "category": 143, "modelno": 375}
-    assert details["edges"] == 1253 and details["dangling_edges"] == 0
+    assert details["edges"] == 1253 and details["read"]["edges"] == details["edges"]
     # matches.csv is the split positives: every gold link has a split
     assert details["gold_by_split"] == {"train": 60, "valid": 20, "test": 20}
     assert details["labelled_by_split_label"] == {
@@ -84,7 +84,7 @@ def test_fodors_zagats_from_pair_files(spark, fodors):
     details, paths = fodors
     # 149 distinct left records (A) and 148 right ones (B) of the sliced pair files
     assert details["nodes_by_type"] == {"restaurant": 297, "address": 282, "city": 27, "cuisine": 65, "phone": 290}
-    assert details["edges"] == 4 * 297 and details["dangling_edges"] == 0
+    assert details["edges"] == 4 * 297 and details["read"]["edges"] == details["edges"]
     assert details["gold_by_split"] == {"train": 40, "valid": 12, "test": 11}
     assert details["labelled_by_split_label"] == {
         "train/1": 40, "train/0": 327, "valid/1": 12, "valid/0": 103, "test/1": 11, "test/0": 110}

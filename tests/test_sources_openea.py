@@ -40,8 +40,10 @@ def test_srprs_slice_ingests_with_the_shipped_split(spark, tmp_path):
     result = ingest.run(StageContext(spark, cfg, Paths(cfg.warehouse, "t")))
     assert result.details["nodes"] == 600
     assert result.details["nodes_by_type"] == {"entity": 600}
-    assert result.details["edges"] == 636 + 540  # lines of triples_1 and triples_2, none dangling
-    assert result.details["dangling_edges"] == 0
+    # lines of triples_1 and triples_2, none dangling; three self-loops go to `rejected`
+    assert result.details["edges"] == 636 + 540 - 3
+    assert result.details["rejected_by_reason"] == {"edges: self-loop": 3}
+    assert result.rejected == 3
     # 90 sup_ent_ids links (train, 10% of them carved off as valid), 210 ref_ent_ids (test)
     assert result.details["gold_by_split"] == {"train": 81, "valid": 9, "test": 210}
     paths = Paths(cfg.warehouse, "t")

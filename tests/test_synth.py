@@ -57,7 +57,7 @@ def test_tables_format_ingests_and_splits_gold_by_seeded_hash(spark, synth_sourc
     paths = Paths(cfg.warehouse.resolve(), "t")
     summary = run_stage("ingest", ingest.run, StageContext(spark, cfg, paths))
     assert summary["nodes"] == counts["nodes_a"] + counts["nodes_b"]
-    assert summary["dangling_edges"] == 0 and summary["gold"] == counts["gold"]
+    assert summary["rejected"] == 0 and summary["gold"] == counts["gold"]
     splits = summary["gold_by_split"]
     assert set(splits) == {"train", "valid", "test"}
     assert abs(splits["train"] + splits["valid"] - 0.3 * counts["gold"]) < 0.05 * counts["gold"]

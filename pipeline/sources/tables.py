@@ -1,11 +1,18 @@
-"""Two graphs already in the pipeline's own schema (``pipeline/schema.py``), as Parquet: the
-format for bringing your own graphs, and what ``bench/synth.py`` writes.
+"""Two graphs already in the pipeline's own schema (``pipeline/schema.py``): the format for
+bringing your own graphs, and what ``bench/synth.py`` writes.
 
-Folder layout (each a Parquet file or a folder of Parquet files)::
+Folder layout, Parquet (``file_format: parquet``, the default; each a file or a folder of files)::
 
     nodes/   kg ("A" or "B"), id, type, name, attrs (map<string,string>, may be null)
     edges/   kg, src, rel, dst
     gold/    id_a, id_b, type, split (train / valid / test, or null)
+
+or CSV with a header line (``file_format: csv``): ``nodes.csv`` (kg, id, type, name, and any other
+column, which goes into ``attrs`` under its own name when not empty), ``edges.csv`` and
+``gold.csv`` (``split`` optional). ``delimiter`` and ``encoding`` are options; a file that is
+not valid text in its encoding, or whose header only splits on another delimiter, stops the run
+naming the line. A malformed record (wrong number of fields, broken quoting) is rejected with
+its row number (ingest's ``rejected`` table) and the rest goes on.
 
 A gold link without a split is put in one by a seeded hash of its two ids: ``train_fraction``
 of them train (``valid_fraction_of_train`` of those valid), the rest test, the same way on every
@@ -13,35 +20,87 @@ run and on any number of machines.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import codecs
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.config import DatasetConfig
 from pipeline.schema import EDGES, GOLD, NODES
-from pipeline.sources import SourceTables
+from pipeline.sources import SourceTables, rejected_rows
+from pipeline.sources.csvfile import CORRUPT, ROW, check_encoding, read_header, read_rows, require_columns
 
 TABLES = {"nodes": NODES, "edges": EDGES, "gold": GOLD}
+OPTIONAL = {"attrs", "split"}
+
+
+# Python's codec name -> the name Spark's CSV reader accepts
+SPARK_CHARSETS = {"utf-8": "utf-8", "iso8859-1": "iso-8859-1", "ascii": "us-ascii", "utf-16": "utf-16",
+                  "utf-16-be": "utf-16be", "utf-16-le": "utf-16le", "utf-32": "utf-32"}
 
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    file_format: Literal["parquet", "csv"] = "parquet"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
 
-def read_table(spark: SparkSession, folder, name: str) -> DataFrame:
+    @field_validator("encoding")
+    @classmethod
+    def _spark_charset(cls, value: str) -> str:
+        """Spark's CSV reader knows only a few charsets; accept any Python alias of one of them."""
+        try:
+            name = codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        if name not in SPARK_CHARSETS:
+            raise ValueError(f"Spark's CSV reader cannot read {value!r}; re-encode the files to UTF-8 "
+                             f"(iconv -f {value} -t utf-8) or use one of {', '.join(sorted(set(SPARK_CHARSETS.values())))}")
+        return SPARK_CHARSETS[name]
+
+
+def _needed(name: str) -> list[str]:
+    return [c for c in TABLES[name].fieldNames() if c not in OPTIONAL]
+
+
+def read_parquet_table(spark: SparkSession, folder, name: str) -> DataFrame:
     path = folder / name
     if not path.exists():
         raise FileNotFoundError(f"dataset folder {folder} lacks {name}/ (Parquet with columns "
                                 f"{', '.join(TABLES[name].fieldNames())}); check dataset.path in the config")
     df = spark.read.parquet(str(path))
-    optional = {"attrs", "split"}
-    missing = [c for c in TABLES[name].fieldNames() if c not in df.columns and c not in optional]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; it has {', '.join(df.columns)} "
-                         f"and needs {', '.join(TABLES[name].fieldNames())}")
-    for column in optional & set(TABLES[name].fieldNames()) - set(df.columns):
+    require_columns(path, df.columns, _needed(name))
+    for column in OPTIONAL & set(TABLES[name].fieldNames()) - set(df.columns):
         df = df.withColumn(column, F.lit(None).cast(TABLES[name][column].dataType))
     return df
+
+
+def read_csv_table(spark: SparkSession, folder, name: str, options: Options) -> tuple[DataFrame, DataFrame]:
+    """(rows in the table's schema plus ``_row``, malformed records as rejected rows)."""
+    path = folder / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset folder {folder} lacks {name}.csv (CSV with a header: "
+                                f"{', '.join(TABLES[name].fieldNames())}); check dataset.path in the config")
+    check_encoding(path, options.encoding)
+    header = read_header(path, options.delimiter, options.encoding)
+    require_columns(path, header, _needed(name))
+    df = read_rows(spark, path, header, options.delimiter, options.encoding)
+    malformed = df.where(F.col(CORRUPT).isNotNull())
+    bad = rejected_rows(malformed, name, F.col(CORRUPT),
+                        f"malformed record: {path.name} row is not {len(header)} fields "
+                        f"({options.delimiter.join(header)}) or broken quoting")
+    good = df.where(F.col(CORRUPT).isNull())
+    if name == "nodes":
+        extra = [c for c in header if c not in TABLES["nodes"].fieldNames()]
+        pairs = [x for c in extra for x in (F.lit(c), F.col(f"`{c}`"))]
+        attrs = F.map_filter(F.create_map(*pairs), lambda k, v: v.isNotNull()) if extra else F.lit(None)
+        good = good.withColumn("attrs", attrs.cast("map<string,string>"))
+    for column in OPTIONAL & set(TABLES[name].fieldNames()) - set(good.columns):
+        good = good.withColumn(column, F.lit(None).cast(TABLES[name][column].dataType))
+    return good.select(*TABLES[name].fieldNames(), ROW), bad
 
 
 def assign_splits(gold: DataFrame, ds: DatasetConfig) -> DataFrame:
@@ -53,9 +112,10 @@ def assign_splits(gold: DataFrame, ds: DatasetConfig) -> DataFrame:
 
 
 def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTables:
-    nodes, edges, gold = (read_table(spark, ds.path, name) for name in TABLES)
-    bad_kg = nodes.where(~F.col("kg").isin("A", "B")).select("kg", "id").limit(1).collect()
-    if bad_kg:
-        raise ValueError(f"{ds.path / 'nodes'}: node {bad_kg[0]['id']!r} has kg {bad_kg[0]['kg']!r}; "
-                         "kg must be 'A' or 'B'")
-    return SourceTables(nodes, edges, assign_splits(gold, ds))
+    if options.file_format == "parquet":
+        nodes, edges, gold = (read_parquet_table(spark, ds.path, name) for name in TABLES)
+        return SourceTables(nodes, edges, assign_splits(gold, ds))
+    (nodes, bad_nodes), (edges, bad_edges), (gold, bad_gold) = (
+        read_csv_table(spark, ds.path, name, options) for name in TABLES)
+    return SourceTables(nodes, edges, assign_splits(gold, ds),
+                        rejected=bad_nodes.unionByName(bad_edges).unionByName(bad_gold))

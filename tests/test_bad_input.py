@@ -1,0 +1,190 @@
+"""The bad-input corpus (tests/data/bad/, built by its make_bad.py): each case either stops the
+run before anything is written, with a message naming the file, row or key and what to do, or
+goes on with the bad rows in the ``rejected`` Delta table — and rows in = rows kept + rows rejected."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from pipeline import extract, ingest
+from pipeline.config import ConfigError, ExtractConfig, load_config
+from pipeline.schema import Paths
+from pipeline.stage import StageContext, run_stage
+from pipeline.validate import InputError
+
+from conftest import DATA, write_config
+
+BAD = DATA / "bad"
+
+
+def _config(tmp: Path, case: str | Path, **sections):
+    path = case if isinstance(case, Path) else BAD / case
+    tmp.mkdir(parents=True, exist_ok=True)
+    options = sections.pop("options", {})
+    return write_config(tmp, {"name": path.name, "format": "tables", "path": str(path),
+                              "options": {"file_format": "csv", **options}}, **sections)
+
+
+def ingest_case(spark, tmp: Path, case: str | Path, **sections) -> tuple[dict, list[dict], Paths]:
+    """Runs ingest; returns its summary, this run's rejected rows and the paths. Checks the
+    row accounting on the way."""
+    cfg = _config(tmp, case, **sections)
+    paths = Paths(cfg.warehouse.resolve(), "t")
+    summary = run_stage("ingest", ingest.run, StageContext(spark, cfg, paths))
+    rejected = [r.asDict() for r in spark.read.format("delta").load(str(paths.rejected))
+                .where("run_id = 't' AND stage = 'ingest'").orderBy("source", "row", "record").collect()]
+    kept = sum(spark.read.parquet(str(p)).count() for p in (paths.nodes, paths.edges, paths.gold))
+    assert summary["rows_in"] == summary["rows_out"] + summary["rejected"]
+    assert summary["rows_out"] == kept and summary["rejected"] == len(rejected)
+    return summary, rejected, paths
+
+
+def stops(spark, tmp: Path, case: str | Path, error=ValueError, **sections) -> str:
+    """Runs ingest expecting it to stop; checks nothing was written; returns the message."""
+    cfg = _config(tmp, case, **sections)
+    paths = Paths(cfg.warehouse.resolve(), "t")
+    with pytest.raises(error) as err:
+        ingest.run(StageContext(spark, cfg, paths))
+    assert not paths.input.exists() and not paths.delta.exists(), "a stopped ingest wrote something"
+    return str(err.value)
+
+
+def reasons(rejected: list[dict]) -> list[tuple[str, str]]:
+    return sorted((r["source"], r["reason"].split(":")[0]) for r in rejected)
+
+
+def test_good_case_keeps_every_row(spark, tmp_path):
+    summary, rejected, _ = ingest_case(spark, tmp_path, "good")
+    assert rejected == [] and summary["rows_in"] == 58 + 52 + 8
+    assert summary["nodes_by_type"] == {"paper": 16, "author": 36, "venue": 6}
+
+
+def test_malformed_rows_are_rejected_with_file_and_row(spark, tmp_path):
+    summary, rejected, _ = ingest_case(spark, tmp_path, "malformed_rows")
+    assert reasons(rejected) == [("nodes", "malformed record")] * 2
+    # data rows 3 and 5 of nodes.csv (after the header), raw text kept
+    assert [r["row"] for r in rejected] == [3, 5]
+    assert "unquoted, comma" in rejected[0]["record"] and rejected[1]["record"].startswith("A,author/too few")
+    assert "nodes.csv" in rejected[0]["reason"] and summary["rows_out"] == 58 + 52 + 8
+
+
+def test_wrong_delimiter_stops_and_says_which(spark, tmp_path):
+    message = stops(spark, tmp_path, "wrong_delimiter")
+    assert "wrong_delimiter/nodes.csv" in message and "dataset.options.delimiter: ';'" in message
+    # and with the delimiter set, the same files ingest whole
+    summary, rejected, _ = ingest_case(spark, tmp_path / "ok", "wrong_delimiter", options={"delimiter": ";"})
+    assert rejected == [] and summary["rows_out"] == 58 + 52 + 8
+
+
+def test_missing_names_are_rejected_and_their_edges_and_links_follow(spark, tmp_path):
+    summary, rejected, paths = ingest_case(spark, tmp_path, "missing_names")
+    # the paper with an empty name and the author with a blank one; the paper's two edges and its
+    # gold link point at a rejected node, so they go too
+    assert reasons(rejected) == [("edges", "unknown src"), ("edges", "unknown src"),
+                                 ("gold", "unknown id_a"), ("nodes", "no name"), ("nodes", "no name")]
+    names = [r for r in rejected if r["source"] == "nodes"]
+    assert {r["kg"] for r in names} == {"A"} and "block.method" in names[0]["reason"]
+    # under anchor blocking a node needs no name: nothing is rejected
+    summary, rejected, _ = ingest_case(spark, tmp_path / "anchors", "missing_names", block={"method": "anchors"})
+    assert rejected == []
+    nameless = spark.read.parquet(str(_ingested_nodes(tmp_path / "anchors"))).where("name IS NULL").count()
+    assert nameless == 2  # empty and blank both become null
+
+
+def _ingested_nodes(tmp: Path) -> Path:
+    return Paths((tmp / "warehouse").resolve(), "t").nodes
+
+
+def test_duplicate_ids_reject_every_copy(spark, tmp_path):
+    _, rejected, paths = ingest_case(spark, tmp_path, "duplicate_ids")
+    dups = [r for r in rejected if r["source"] == "nodes"]
+    assert len(dups) == 2 and all("2 rows of graph A have id 'paper/1821'" in r["reason"] for r in dups)
+    assert {r["source"] for r in rejected} == {"nodes", "edges", "gold"}
+    assert spark.read.parquet(str(paths.nodes)).where("id = 'paper/1821'").count() == 0  # neither copy is guessed at
+
+
+def test_edges_and_links_to_unknown_nodes_are_rejected(spark, tmp_path):
+    _, rejected, paths = ingest_case(spark, tmp_path, "unknown_ends")
+    assert reasons(rejected) == [("edges", "unknown dst"), ("edges", "unknown src"),
+                                 ("gold", "bad split"), ("gold", "unknown id_a")]
+    by = {r["reason"].split(":")[0]: r for r in rejected}
+    assert "'paper/999999' is not a kept node of graph A" in by["unknown src"]["reason"]
+    assert by["unknown src"]["kg"] == "A" and '"src":"paper/999999"' in by["unknown src"]["record"]
+    assert "'tset'" in by["bad split"]["reason"]
+
+
+def test_self_loops_and_repeated_edges_are_rejected(spark, tmp_path):
+    _, rejected, paths = ingest_case(spark, tmp_path, "self_loops")
+    assert reasons(rejected) == [("edges", "duplicate edge"), ("edges", "self-loop")]
+    assert spark.read.parquet(str(paths.edges)).where("src = dst").count() == 0
+    assert spark.read.parquet(str(paths.edges)).count() == 52  # the repeated edge is kept once
+
+
+def test_unknown_node_type_in_config_stops(spark, tmp_path):
+    message = stops(spark, tmp_path, "good", error=InputError,
+                    block={"top_k": {"papr": 5}}, train={"train_types": ["paper", "athor"]})
+    assert "block.top_k.papr = 'papr'" in message and "train.train_types[1] = 'athor'" in message
+    assert "author, paper, venue" in message
+
+
+def test_non_utf8_stops_with_line_then_reads_with_its_encoding(spark, tmp_path):
+    message = stops(spark, tmp_path, "non_utf8")
+    assert "non_utf8/nodes.csv line 4" in message and "0xe9" in message and "encoding: iso-8859-1" in message
+    _, rejected, paths = ingest_case(spark, tmp_path / "latin1", "non_utf8", options={"encoding": "latin1"})
+    assert rejected == []
+    names = {r["name"] for r in spark.read.parquet(str(paths.nodes)).collect()}
+    assert "josé blakeley" in names
+
+
+def test_mixed_script_names_are_kept_as_they_are(spark, tmp_path):
+    _, rejected, paths = ingest_case(spark, tmp_path, "mixed_script")
+    assert rejected == []
+    names = {r["name"] for r in spark.read.parquet(str(paths.nodes)).where("type = 'author'").collect()}
+    assert {"jürgen müller", "Юрген Мюллер", "山田太郎", "Yamada Tarō", "Αλέξανδρος Παπαδόπουλος", "محمد علي"} <= names
+
+
+def test_empty_graph_stops(spark, tmp_path):
+    message = stops(spark, tmp_path, "empty_graph", error=InputError)
+    assert "graph A has no nodes" in message and "empty_graph" in message
+
+
+def test_wrong_column_set_stops_naming_the_columns(spark, tmp_path):
+    message = stops(spark, tmp_path, "wrong_columns")
+    assert "wrong_columns/nodes.csv: missing column(s) id, name" in message
+    assert "kg, identifier, type, label" in message
+
+
+def test_config_with_unknown_key_or_bad_value_stops_at_load(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"dataset: {{name: x, format: tables, path: {BAD / 'good'}, options: {{file_format: xlsx}}}}\n"
+                    "warehouse: w\nblock: {top_k: {paper: 5}, topk: 3}\ntrain: {epochs: -1}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and "block.topk" in message and "train.epochs" in message
+    assert "file_format" in message
+
+
+def test_a_node_with_100000_neighbours_is_kept_and_sampled_to_the_cap(spark, tmp_path):
+    """A venue with 100,000 papers: ingest keeps it all, extract's sampler keeps `cap` of them."""
+    case = tmp_path / "hub"
+    shutil.copytree(BAD / "good", case)
+    with open(case / "nodes.csv", "a", newline="") as nodes, open(case / "edges.csv", "a", newline="") as edges:
+        n, e = csv.writer(nodes, lineterminator="\n"), csv.writer(edges, lineterminator="\n")
+        for i in range(100_000):
+            n.writerow(["A", f"paper/hub{i}", "paper", f"proceedings paper number {i}", "2001"])
+            e.writerow(["A", f"paper/hub{i}", "published_in", "venue/vldb"])
+    summary, rejected, paths = ingest_case(spark, tmp_path, case)
+    assert rejected == [] and summary["rows_out"] == 58 + 52 + 8 + 200_000
+    edges = spark.read.parquet(str(paths.edges))
+    nodes = spark.read.parquet(str(paths.nodes))
+    index = nodes.select("kg", "id", "type", F.xxhash64("kg", "id").alias("nid"))
+    directed = extract.directed_edges(edges, index, extract.relation_vocabulary(edges))
+    hub = index.where("kg = 'A' AND id = 'venue/vldb'").first()["nid"]
+    sampled = extract.sample_neighbours(directed, ExtractConfig(cap=10)).where(F.col("src") == hub)
+    assert directed.where(F.col("src") == hub).count() == 100_000 + 6  # and the six VLDB papers of the slice
+    assert sampled.count() == 10 and sampled.select("dst").distinct().count() == 10
