@@ -7,8 +7,10 @@ the other candidate. The pair's distance is ||h_a - h_b||; its score is exp(-dis
 Collective alignment across rounds: ``forward`` takes, besides the level-0 features, an
 optional *anchored* copy in which each already-aligned pair (seed links, then the confident
 matches of the previous round, of any type) shares one vector. Neighbours read the anchored
-copy, the two centres always their own features, so an aligned author pulls its papers
-together (and draws the cross-graph attention) without a pair ever seeing its own answer.
+copy, the two centres always their own features (also where a centre comes back as a two-hop
+node: ``_own_centre_correction``), so an aligned author pulls its papers together (and draws
+the cross-graph attention) without a pair ever seeing its own answer. A pair's score depends
+on its own row only, never on the other pairs of its batch.
 """
 from __future__ import annotations
 
@@ -97,24 +99,44 @@ class CGMuAlign(nn.Module):
         Walmart-Amazon), so training gives them a learning rate of their own."""
         return [p for n, p in self.named_parameters() if n in ("graph_weight", "level0_weight", "lexical_weight")]
 
+    def _own_centre_correction(self, own: Tensor, merged: Tensor, returns: Tensor, shape) -> Tensor:
+        """Where a pair's centre comes back as a two-hop node, the one-hop node's mean message
+        carries the centre's anchored vector (its match's features folded in: the answer). Per
+        pair and one-hop slot, this swaps that term back to the centre's own vector, so no pair
+        sees its own answer and a pair's score does not depend on the other pairs of its batch.
+        own, merged: [P, in] the centres' own and anchored vectors; returns: [K, 4] (pair, slot,
+        relation, child count); returns [P, N, half]."""
+        pair, slot, rel, count = returns.unbind(1)
+        if not self.config.relation_aware:
+            rel = torch.zeros_like(rel)
+        conv = self.layer1
+        term = (conv.message(conv.rel_proj.project_bases(own[pair]).flatten(1), rel)
+                - conv.message(conv.rel_proj.project_bases(merged[pair]).flatten(1), rel))
+        out = torch.zeros(shape[0] * shape[1], term.shape[-1], dtype=term.dtype, device=term.device)
+        out.index_add_(0, pair * shape[1] + slot, term / count.unsqueeze(1).to(term.dtype))
+        return out.view(shape[0], shape[1], -1)
+
     def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None) -> PairOutput:
         """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
         anchored: the same with aligned pairs merged (see the module docstring), or None."""
         x = features[batch.node_ids]
-        x_nbr = x
-        if anchored is not None:
-            # the batch's centres keep their own vectors even where they appear as someone's
-            # neighbour (e.g. paper -> author -> the same paper): no pair sees its own answer
-            centres = torch.cat([batch.centre_a, batch.centre_b])
-            x_nbr = anchored[batch.node_ids].index_copy(0, centres, x[centres])
+        x_nbr = x if anchored is None else anchored[batch.node_ids]
         edge_type, rel_a, rel_b = batch.edge_type, batch.rel_a, batch.rel_b
         if not self.config.relation_aware:
             edge_type, rel_a, rel_b = (torch.zeros_like(t) for t in (edge_type, rel_a, rel_b))
         messages = self.layer1.neighbour_half(x_nbr, batch.edge_index, edge_type)
         h1_centre = self.layer1.combine(x, messages)
-        h1_nbr = h1_centre if anchored is None else self.layer1.combine(x_nbr, messages)
-        a = Side(h1_centre[batch.centre_a], h1_nbr[batch.hop1_a], rel_a, batch.mask_a)
-        b = Side(h1_centre[batch.centre_b], h1_nbr[batch.hop1_b], rel_b, batch.mask_b)
+        sides = []
+        for centre, hop1, rel, mask, returns in ((batch.centre_a, batch.hop1_a, rel_a, batch.mask_a, batch.returns_a),
+                                                 (batch.centre_b, batch.hop1_b, rel_b, batch.mask_b, batch.returns_b)):
+            if anchored is None:
+                nbrs = h1_centre[hop1]
+            else:
+                nbr_messages = messages[hop1] + self._own_centre_correction(
+                    x[centre], x_nbr[centre], returns, hop1.shape)
+                nbrs = self.layer1.combine(x_nbr[hop1], nbr_messages)
+            sides.append(Side(h1_centre[centre], nbrs, rel, mask))
+        a, b = sides
         h_a, h_b, w_a, w_b = self.layer2(a, b)
         distance = torch.sqrt(((h_a - h_b) ** 2).sum(-1) + 1e-9)
         if self.config.level0_skip:

@@ -31,6 +31,10 @@ class PairBatch:
     mask_a: Tensor  # [P, N] bool
     mask_b: Tensor
     lex_sim: Tensor  # [P] float, lexical cosine of the two records (0 where not computed)
+    # the pair's own centre met again as a two-hop node (paper -> author -> the same paper):
+    # one row per meeting, (pair, one-hop slot, relation, the one-hop node's child count)
+    returns_a: Tensor  # [K, 4] long
+    returns_b: Tensor
 
     def to(self, device: torch.device | str) -> "PairBatch":
         return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -78,6 +82,7 @@ class PairBatch:
             out[f"hop1_{s}"] = torch.from_numpy(hop1.astype(np.int64))
             out[f"rel_{s}"] = torch.from_numpy(np.pad(rel, ((0, 0), (0, pad))).astype(np.int64))
             out[f"mask_{s}"] = torch.from_numpy(np.pad(mask, ((0, 0), (0, pad))))
+            out[f"returns_{s}"] = torch.from_numpy(sides[s]["returns"])
         return cls(
             node_ids=torch.from_numpy(node_ids.astype(np.int64)),
             edge_index=torch.from_numpy(np.stack([local_child, local_target]).astype(np.int64)),
@@ -111,7 +116,11 @@ def _side_arrays(rows: pa.Table, side: str) -> dict[str, np.ndarray]:
     row1 = np.repeat(np.arange(n), len1)
     pos1 = np.arange(len(hop1)) - off1[row1]
     row2 = np.repeat(np.arange(n), np.diff(off2))
-    parent_node = hop1[off1[row2] + parent]  # the one-hop node each two-hop node hangs from
+    under = off1[row2] + parent  # the one-hop entry each two-hop node hangs from, as an index
+    parent_node = hop1[under]
+    child_count = np.bincount(under, minlength=len(hop1))
+    back = hop2 == centre[row2]
+    returns = np.stack([row2[back], parent[back], rel2[back], child_count[under[back]]], axis=1)
 
     width = int(len1.max()) if n and len(hop1) else 0
     padded = np.zeros((n, width), dtype=np.int64)
@@ -123,6 +132,7 @@ def _side_arrays(rows: pa.Table, side: str) -> dict[str, np.ndarray]:
         "hop1": padded,
         "hop1_rel": padded_rel,
         "mask": mask,
+        "returns": returns.astype(np.int64).reshape(-1, 4),
         # first-layer edges: centre <- its one-hop nodes, one-hop node <- its two-hop nodes
         "edge_target": np.concatenate([np.repeat(centre, len1), parent_node]),
         "edge_child": np.concatenate([hop1, hop2]),

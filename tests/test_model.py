@@ -65,6 +65,29 @@ def test_cross_attention_favours_a_shared_neighbour():
     torch.testing.assert_close(out.weights_a.sum(1), torch.ones(1))
 
 
+def test_a_pair_never_sees_its_own_answer_and_ignores_its_batch():
+    """Node 0 (A) and node 1 (B) are anchored together; each comes back as a two-hop node under
+    its one-hop neighbours. The anchored (merged) vector must not reach the pair (0, 1) that way,
+    and a pair's score must not depend on the other pairs scored with it."""
+    torch.manual_seed(1)
+    feats = torch.randn(20, DIM)
+    anchors = np.array([[0, 1], [2, 5], [12, 13]])
+    anchored = anchored_features(feats, anchors)
+    children = {2: [(0, 1), (12, 2)], 3: [(0, 1)], 5: [(1, 1), (13, 2)], 6: [(14, 3)]}
+    pair = _pair(0, [2, 3], [0, 0], 1, [5, 6], [0, 0], children)
+    # as the sampler does, a node brings the same neighbour list wherever it appears
+    other = _pair(2, [0, 12], [1, 2], 5, [1, 13], [1, 2], {0: [(2, 0), (3, 0)], 1: [(5, 0), (6, 0)]})
+    model = _model()
+    alone = score_table(_rows([pair]), model, feats, anchored=anchored)
+    # the same pair with its centres' own vectors written into the anchored copy: nothing leaks
+    honest = anchored.clone()
+    honest[[0, 1]] = feats[[0, 1]]
+    np.testing.assert_allclose(alone, score_table(_rows([pair]), model, feats, anchored=honest), rtol=1e-6)
+    together = score_table(_rows([pair, other]), model, feats, anchored=anchored)
+    np.testing.assert_allclose(together[0], alone[0], rtol=1e-6)
+    np.testing.assert_allclose(together[1], score_table(_rows([other]), model, feats, anchored=anchored)[0], rtol=1e-6)
+
+
 def test_empty_neighbourhoods_are_handled():
     feats = torch.randn(6, DIM)
     rows = _rows([_pair(0, [], [], 1, [], []), _pair(2, [3], [0], 4, [], [])])
