@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from model.evaluate import average_precision, best_f1, recall_at_precision
+from pipeline.merge import current_alignment
 from pipeline.report import write_report
 from pipeline.stage import StageContext, StageResult, read_stage_log
 
@@ -106,7 +107,7 @@ def run(ctx: StageContext) -> StageResult:
     scores = spark.read.parquet(str(paths.scores))
     touching = scores.join(test.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
         scores.join(test.select("id_b", "type"), ["id_b", "type"], "left_semi")).distinct()
-    aligned = spark.read.format("delta").load(str(paths.alignment))
+    aligned = current_alignment(spark, paths.alignment)
     frames = {name: df.toPandas() for name, df in
               {"test": test, "gold": gold, "aligned": aligned, "touching": touching}.items()}
     pooled = figures(frames["test"], frames["gold"], frames["aligned"], frames["touching"])

@@ -10,20 +10,31 @@ Tables (``<warehouse>/delta``):
   ``members`` lists the source nodes; ``name`` is the A name when there is one.
 - ``unified_edges``: both graphs' edges re-pointed to uids and deduplicated; ``sources`` says
   which graphs state the edge.
-- ``alignment``: (id_a, id_b, type, score, run_id).
+- ``alignment``: (id_a, id_b, type, score, run_id, closed_in_run). A link the current run no
+  longer produces is not deleted but closed (``closed_in_run`` = this run); the links that hold
+  are those with ``closed_in_run`` null (``current_alignment``). A closed link produced again
+  reopens.
+- ``merge_log``: one row per completed merge with the version each table reached.
 Each table is written by a Delta MERGE on its key: unchanged rows stay as they are (their
 run_id is the run that last changed them), changed rows are updated, new rows inserted and rows
-no longer produced deleted, so running merge twice leaves identical tables.
+no longer produced deleted (closed, for links), so running merge twice leaves identical tables.
+
+Each MERGE is one Delta transaction: a merge killed midway leaves every table at its last
+committed version (files it had written are not in any version). The three tables are three
+transactions, though; ``merge_log`` is written last, so a reader that wants all three as of one
+completed run reads them at the logged versions (``read_merged``).
 """
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
+from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipeline.schema import ALIGNMENT, KG_A, KG_B, UNIFIED_EDGES, UNIFIED_NODES
+from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES
 from pipeline.stage import StageContext, StageResult
 
 
@@ -64,24 +75,55 @@ def unified_edges(edges: DataFrame, nodes_u: DataFrame) -> DataFrame:
         F.array_sort(F.collect_set("kg")).alias("sources"))
 
 
-def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[str]) -> dict:
-    """MERGE ``rows`` into the Delta table at ``path`` (created if missing); returns the metrics."""
+def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[str],
+               close_in_run: str | None = None) -> dict:
+    """MERGE ``rows`` into the Delta table at ``path`` (created if missing); returns the metrics
+    and the version it committed. Target rows the source lacks are deleted, or, with
+    ``close_in_run``, kept with ``closed_in_run`` set to it."""
     DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema).execute()
     target = DeltaTable.forPath(spark, str(path))
     content = [c for c in schema.fieldNames() if c not in keys and c != "run_id"]
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in content) or "false"
-    (
+    merge = (
         target.alias("t")
         .merge(rows.alias("s"), " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys))
         .whenMatchedUpdateAll(condition=changed)
         .whenNotMatchedInsertAll()
-        .whenNotMatchedBySourceDelete()
-        .execute()
     )
-    last = target.history(1).select("operation", "operationMetrics").first()
-    return {"operation": last["operation"], **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
-                                               if k in ("numTargetRowsInserted", "numTargetRowsUpdated",
-                                                        "numTargetRowsDeleted", "numOutputRows")}}
+    if close_in_run is None:
+        merge = merge.whenNotMatchedBySourceDelete()
+    else:
+        merge = merge.whenNotMatchedBySourceUpdate(condition="t.closed_in_run IS NULL",
+                                                   set={"closed_in_run": F.lit(close_in_run)})
+    merge.execute()
+    last = target.history(1).select("version", "operation", "operationMetrics").first()
+    return {"operation": last["operation"], "version": int(last["version"]),
+            **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
+               if k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")}}
+
+
+def current_alignment(spark: SparkSession, path) -> DataFrame:
+    """The links that hold now (not closed by a later run)."""
+    return spark.read.format("delta").load(str(path)).where("closed_in_run IS NULL")
+
+
+def log_merge(spark: SparkSession, path, run_id: str, versions: dict[str, int]) -> None:
+    row = spark.createDataFrame([(run_id, datetime.now(timezone.utc).replace(tzinfo=None),
+                                  versions["alignment"], versions["unified_nodes"], versions["unified_edges"])],
+                                MERGE_LOG)
+    row.write.format("delta").mode("append").save(str(path))
+
+
+def read_merged(spark: SparkSession, delta_dir, run_id: str | None = None) -> dict[str, DataFrame]:
+    """The three tables as the last completed merge (or ``run_id``'s last merge) left them."""
+    log = spark.read.format("delta").load(str(Path(delta_dir) / "merge_log"))
+    if run_id is not None:
+        log = log.where(F.col("run_id") == run_id)
+    last = log.orderBy(F.desc("finished_at")).first()
+    if last is None:
+        raise LookupError(f"no completed merge{f' of run {run_id}' if run_id else ''} in {delta_dir}/merge_log")
+    return {name: spark.read.format("delta").option("versionAsOf", last[f"{name}_version"])
+            .load(str(Path(delta_dir) / name)) for name in ("alignment", "unified_nodes", "unified_edges")}
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -91,19 +133,22 @@ def run(ctx: StageContext) -> StageResult:
     run_id = F.lit(paths.run_id)
 
     scores = spark.read.parquet(str(paths.scores))
-    alignment = resolve(scores, threshold).withColumn("run_id", run_id).select(*ALIGNMENT.fieldNames())
+    alignment = (resolve(scores, threshold).withColumn("run_id", run_id)
+                 .withColumn("closed_in_run", F.lit(None).cast("string")).select(*ALIGNMENT.fieldNames()))
     alignment = alignment.cache()
     nodes = spark.read.parquet(str(paths.nodes))
     nodes_u = unified_nodes(nodes, alignment).withColumn("run_id", run_id).cache()
     edges_u = unified_edges(spark.read.parquet(str(paths.edges)), nodes_u).withColumn("run_id", run_id)
 
     ops = {
-        "alignment": merge_into(spark, paths.alignment, alignment, ALIGNMENT, ["id_a", "id_b", "type"]),
+        "alignment": merge_into(spark, paths.alignment, alignment, ALIGNMENT, ["id_a", "id_b", "type"],
+                                close_in_run=paths.run_id),
         "unified_nodes": merge_into(spark, paths.unified_nodes, nodes_u.select(*UNIFIED_NODES.fieldNames()),
                                     UNIFIED_NODES, ["uid"]),
         "unified_edges": merge_into(spark, paths.unified_edges, edges_u.select(*UNIFIED_EDGES.fieldNames()),
                                     UNIFIED_EDGES, ["src_uid", "rel", "dst_uid"]),
     }
+    log_merge(spark, paths.merge_log, paths.run_id, {name: op["version"] for name, op in ops.items()})
     n_aligned = alignment.count()
     n_nodes_u = nodes_u.count()
     alignment.unpersist()
