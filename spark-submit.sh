@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run one stage, or the whole pipeline, through spark-submit.
 #
-#   ./spark-submit.sh [spark-submit options] <stage> <config.yaml> [--run-id ID] [--from-stage S]
+#   ./spark-submit.sh [spark-submit options] <stage> <config.yaml> [--run-id ID] [--from-stage S] [--incremental]
 #
 #   stage: ingest | features | block | extract | train | score | merge | evaluate | pipeline
 #
@@ -15,7 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 stages=" ingest features block extract train score merge evaluate pipeline "
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" || $# -eq 0 ]]; then
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 

@@ -33,7 +33,10 @@ def relation_vocabulary(edges: DataFrame) -> dict[str, int]:
 
 
 def directed_edges(edges: DataFrame, index: DataFrame, relations: dict[str, int]) -> DataFrame:
-    """(src, dst, rel, src_type) in node ids, each edge once forwards and once backwards."""
+    """(src, dst, rel, src_type, edge_key) in node ids, each edge once forwards and once backwards.
+    ``edge_key`` hashes the edge's source ids (kg, src, rel, dst, direction), not the node ids,
+    which shift when nodes arrive: the sampler draws from it, so a node whose edges did not
+    change keeps its sample from one load to the next (incremental runs rely on that)."""
     rel_ids = F.create_map(*[x for name, i in relations.items() for x in (F.lit(name), F.lit(i))])
     ids = index.select("kg", "id", "nid", "type")
     e = (
@@ -44,9 +47,10 @@ def directed_edges(edges: DataFrame, index: DataFrame, relations: dict[str, int]
         .withColumn("r", rel_ids[F.col("rel")])
     )
     fwd = e.select(F.col("s").alias("src"), F.col("d").alias("dst"), F.col("r").alias("rel"),
-                   F.col("s_type").alias("src_type"))
+                   F.col("s_type").alias("src_type"), F.xxhash64("kg", "src", "rel", "dst").alias("edge_key"))
     bwd = e.select(F.col("d").alias("src"), F.col("s").alias("dst"),
-                   (F.col("r") + len(relations)).alias("rel"), F.col("d_type").alias("src_type"))
+                   (F.col("r") + len(relations)).alias("rel"), F.col("d_type").alias("src_type"),
+                   F.xxhash64("kg", "dst", "rel", "src", F.lit(1)).alias("edge_key"))
     return fwd.unionByName(bwd).distinct()
 
 
@@ -58,7 +62,7 @@ def sample_neighbours(directed: DataFrame, cfg: ExtractConfig) -> DataFrame:
         weighted = directed.join(F.broadcast(avg), ["src_type", "rel"]).withColumn("w", 1.0 / F.col("avg_n"))
     else:
         weighted = directed.withColumn("w", F.lit(1.0))
-    u = (F.pmod(F.xxhash64(F.lit(cfg.seed), "src", "dst", "rel"), F.lit(2**52)) + 0.5) / _HASH_RANGE
+    u = (F.pmod(F.xxhash64(F.lit(cfg.seed), "edge_key"), F.lit(2**52)) + 0.5) / _HASH_RANGE
     keyed = weighted.withColumn("key", F.log(u) / F.col("w"))  # log of u^(1/w): larger wins
     rank = F.row_number().over(Window.partitionBy("src").orderBy(F.desc("key"), "dst", "rel"))
     return keyed.withColumn("rank", rank).where(F.col("rank") <= cfg.cap).select("src", "rank", "dst", "rel")

@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+from pyspark.sql import functions as F
+
 from pipeline import block, evaluate, extract, features, ingest, merge, score, train
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.schema import Paths
@@ -35,11 +37,34 @@ def setup_logging(level: str = "INFO") -> None:
     )
 
 
-def run_pipeline(config: PipelineConfig, run_id: str, stages: list[str], spark=None) -> dict:
+def run_pipeline(config: PipelineConfig, run_id: str, stages: list[str], spark=None,
+                 base_run: str | None = None, incremental: bool = False) -> dict:
+    """Runs ``stages`` in order. ``base_run``: use that run's model instead of training;
+    ``incremental``: also reuse its scores where a pair's inputs did not change (the base run
+    defaults to the one of the last completed merge)."""
     spark = spark or get_spark(config.spark, app_name=f"kgmerge {config.dataset.name}")
     paths = Paths(config.warehouse.resolve(), run_id)
-    ctx = StageContext(spark, config, paths)
+    base = None
+    if incremental and base_run is None:
+        base_run = last_merged_run(spark, paths)
+    if base_run is not None:
+        if base_run == run_id:
+            raise ValueError(f"run {run_id!r} cannot build on itself: give the new load its own --run-id")
+        base = Paths(paths.warehouse, base_run)
+        if not (base.model_dir / "config.json").is_file():
+            raise FileNotFoundError(f"base run {base_run!r} has no trained model in {base.model_dir}")
+        log.info("run %s builds on run %s (%s)", run_id, base_run,
+                 "incremental: reusing its model and unchanged scores" if incremental else "reusing its model")
+    ctx = StageContext(spark, config, paths, base=base, incremental=incremental)
     return {name: run_stage(name, STAGES[name], ctx) for name in stages}
+
+
+def last_merged_run(spark, paths: Paths) -> str:
+    if not (paths.merge_log / "_delta_log").exists():
+        raise FileNotFoundError(f"--incremental builds on the last completed merge, and {paths.merge_log} has "
+                                "none: run the pipeline once without --incremental first")
+    row = spark.read.format("delta").load(str(paths.merge_log)).orderBy(F.desc("finished_at")).first()
+    return row["run_id"]
 
 
 def parse_args(stage: str, argv: list[str] | None) -> argparse.Namespace:
@@ -53,6 +78,13 @@ def parse_args(stage: str, argv: list[str] | None) -> argparse.Namespace:
         help="names the run's folder under <warehouse>/runs; stages of one run share it "
         "(default: $KGMERGE_RUN_ID or 'local')",
     )
+    if stage in ("pipeline", "train", "score"):
+        p.add_argument("--base-run", metavar="RUN_ID",
+                       help="use this finished run's model instead of training one")
+        p.add_argument("--incremental", action="store_true",
+                       help="a new load of the same graphs: reuse the base run's model and the scores of "
+                            "every pair whose inputs did not change (base run: --base-run, else the run "
+                            "of the last completed merge)")
     if stage == "pipeline":
         p.add_argument("--from-stage", choices=list(STAGES), default="ingest",
                        help="skip the stages before this one (their outputs must exist)")
@@ -70,7 +102,8 @@ def main(stage: str, argv: list[str] | None = None) -> int:
         return 2
     names = list(STAGES)[list(STAGES).index(args.from_stage):] if stage == "pipeline" else [stage]
     start = time.time()
-    summaries = run_pipeline(config, args.run_id, names)
+    summaries = run_pipeline(config, args.run_id, names, base_run=getattr(args, "base_run", None),
+                             incremental=getattr(args, "incremental", False))
     if "evaluate" in summaries:
         print(summary_text(summaries["evaluate"], time.time() - start))
     return 0

@@ -22,9 +22,11 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         train_pairs                             train         Parquet, PAIR_SHARD + TRAIN_EXTRA
         model/{weights.safetensors,config.json} train
         scores                                  score         Parquet, SCORE (last round)
+        score_rounds/round=<k>                  score         Parquet, SCORE (earlier rounds)
         labelled_scores                         score         Parquet, SCORE + label, split
         metrics.json                            merge         the run's figures
     <warehouse>/delta/{unified_nodes,unified_edges,alignment}   merge   Delta, UNIFIED_*/ALIGNMENT
+    <warehouse>/delta/merge_log                 merge         Delta, MERGE_LOG (table versions per merge)
     <warehouse>/delta/rejected                  ingest        Delta, REJECTED (input rows not kept, and why)
     <warehouse>/reports/{latest,<run_id>}/metrics.json          merge
 
@@ -143,6 +145,9 @@ SCORE = T.StructType([
     T.StructField("type", T.StringType(), False),
     T.StructField("score", T.DoubleType(), False),
     T.StructField("model_version", T.StringType(), False),
+    # hash of everything the score depends on besides the model (model/signature.py): an
+    # incremental run reuses a base run's score when signature and model_version match
+    T.StructField("signature", T.LongType(), False),
 ])
 
 ALIGNMENT = T.StructType([
@@ -150,7 +155,18 @@ ALIGNMENT = T.StructType([
     T.StructField("id_b", T.StringType(), False),
     T.StructField("type", T.StringType(), False),
     T.StructField("score", T.DoubleType(), False),
+    T.StructField("run_id", T.StringType(), False),  # the run that last opened or changed the link
+    T.StructField("closed_in_run", T.StringType(), True),  # null while the link holds
+])
+
+# One row per completed merge: the version each table reached. A reader that needs the three
+# tables as of one run reads them at these versions (pipeline.merge.read_merged).
+MERGE_LOG = T.StructType([
     T.StructField("run_id", T.StringType(), False),
+    T.StructField("finished_at", T.TimestampType(), False),
+    T.StructField("alignment_version", T.LongType(), False),
+    T.StructField("unified_nodes_version", T.LongType(), False),
+    T.StructField("unified_edges_version", T.LongType(), False),
 ])
 
 # Input rows ingest did not keep, and why (the adapter's or pipeline/validate.py's reason).
@@ -281,6 +297,10 @@ class Paths:
     def scores(self) -> Path:
         return self.run / "scores"
 
+    def round_scores(self, round_no: int, rounds: int) -> Path:
+        """Scores of collective round ``round_no`` of ``rounds``; the last round's are ``scores``."""
+        return self.scores if round_no == rounds else self.run / "score_rounds" / f"round={round_no}"
+
     @property
     def stage_log(self) -> Path:
         return self.run / "stages.jsonl"
@@ -304,6 +324,10 @@ class Paths:
     @property
     def alignment(self) -> Path:
         return self.delta / "alignment"
+
+    @property
+    def merge_log(self) -> Path:
+        return self.delta / "merge_log"
 
     @property
     def rejected(self) -> Path:

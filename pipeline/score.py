@@ -10,11 +10,19 @@ each later round adds the previous round's confident matches (mutual best at or 
 threshold, any type) to the anchors and scores again. ``scores`` holds the last round.
 Where the benchmark has labelled pairs, they are scored too (``labelled_scores``), with the
 last round's anchors; blocking never sees them.
+
+Every score carries its pair's ``signature`` (model/signature.py: a hash of all the score
+depends on besides the model). An incremental run (``ctx.base``, the run it builds on) first
+computes each round's signatures alone, takes the base run's score of that round wherever the
+signature and the model version match, and runs the model only on the other pairs: the result
+is the one a full run with the same model gives.
 """
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -25,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.merge import resolve
-from pipeline.schema import SCORE
+from pipeline.schema import SCORE, Paths
 from pipeline.stage import StageContext, StageResult
 from pipeline.train import read_anchors, write_anchors
 
@@ -33,18 +41,32 @@ from pipeline.train import read_anchors, write_anchors
 def _stamp(*files) -> tuple[int, ...]:
     """Modification times: part of the cache key, so a rewritten file is never served stale
     by a Python worker that Spark reuses across jobs."""
-    from pathlib import Path
-
     return tuple(Path(f).stat().st_mtime_ns for f in files)
 
 
+log = logging.getLogger("kgmerge")
+KEYS = ["id_a", "id_b", "type"]
+SIGNATURE = T.StructType([SCORE[c] for c in KEYS + ["signature"]])
+
+
+def node_keys(index_path: str) -> np.ndarray:
+    """int64 per nid: a hash of the node's stable (kg, id), the same in every run."""
+    import pyarrow.parquet as pq
+
+    index = pq.read_table(index_path, columns=["nid", "kg", "id"]).to_pandas().sort_values("nid")
+    if not np.array_equal(index["nid"].to_numpy(), np.arange(len(index))):
+        raise ValueError(f"{index_path}: node ids are not 0..n-1; rerun the features stage")
+    return pd.util.hash_pandas_object(index[["kg", "id"]], index=False).to_numpy().view(np.int64)
+
+
 @lru_cache(maxsize=2)
-def _scorer(model_dir: str, features_path: str, anchors_path: str, device: str, stamp: tuple):
+def _scorer(model_dir: str, features_path: str, index_path: str, anchors_path: str, device: str, stamp: tuple):
     import torch
 
     from model import checkpoint
     from model.features import anchored_features, load_feature_matrix
     from model.infer import pick_device
+    from model.signature import node_hashes
 
     dev = pick_device(device)
     if dev.type == "cpu":
@@ -58,29 +80,52 @@ def _scorer(model_dir: str, features_path: str, anchors_path: str, device: str, 
         )
     anchors = read_anchors(anchors_path)
     anchored = anchored_features(features, anchors) if len(anchors) else None
-    return ckpt, features, anchored
+    node_hash = node_hashes(node_keys(index_path), (anchored if anchored is not None else features).cpu().numpy())
+    return ckpt, features, anchored, node_hash
 
 
-def score_partitions(model_dir: str, features_path: str, anchors_path: str, device: str, batch_size: int,
-                     keep: tuple[str, ...] = ()):
-    """A mapInArrow function: pair-shard batches in, SCORE rows (plus the ``keep`` columns) out."""
+def score_partitions(paths: Paths, anchors_path: Path, device: str, batch_size: int,
+                     keep: tuple[str, ...] = (), signatures_only: bool = False):
+    """A mapInArrow function: pair-shard batches in, SCORE rows (plus the ``keep`` columns) out;
+    with ``signatures_only``, SIGNATURE rows and no model run."""
     from model.checkpoint import WEIGHTS
 
-    stamp = _stamp(f"{model_dir}/{WEIGHTS}", features_path, anchors_path)
+    files = (str(paths.model_dir), str(paths.node_features), str(paths.node_index), str(anchors_path))
+    stamp = _stamp(paths.model_dir / WEIGHTS, paths.node_features, anchors_path)
 
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from model.infer import score_table
+        from model.signature import pair_signatures
 
-        ckpt, features, anchored = _scorer(model_dir, features_path, anchors_path, device, stamp)
+        ckpt, features, anchored, node_hash = _scorer(*files, device, stamp)
         for batch in batches:
+            ids = [batch.column(c) for c in KEYS]
+            signature = pa.array(pair_signatures(batch, node_hash), pa.int64())
+            if signatures_only:
+                yield pa.RecordBatch.from_arrays(ids + [signature], names=SIGNATURE.fieldNames())
+                continue
             scores = score_table(batch, ckpt.model, features, batch_size, anchored)
             yield pa.RecordBatch.from_arrays(
-                [batch.column("id_a"), batch.column("id_b"), batch.column("type"),
-                 pa.array(scores, pa.float64()), pa.array(np.full(len(scores), ckpt.version), pa.string())]
-                + [batch.column(c) for c in keep],
+                ids + [pa.array(scores, pa.float64()), pa.array(np.full(len(scores), ckpt.version), pa.string()),
+                       signature] + [batch.column(c) for c in keep],
                 names=SCORE.fieldNames() + list(keep),
             )
     return fn
+
+
+def score_round(shards: DataFrame, fn, sign_fn, base_scores: DataFrame | None
+                ) -> tuple[DataFrame, DataFrame | None]:
+    """One round's scores: all pairs through the model, or, given the base run's scores of the
+    same round and model, only the pairs whose signature is not among them. Returns the scores
+    and, when reusing, the (cached) signatures of every pair."""
+    if base_scores is None:
+        return shards.mapInArrow(fn, SCORE), None
+    signatures = shards.mapInArrow(sign_fn, SIGNATURE).cache()
+    base = base_scores.select(*SCORE.fieldNames())
+    reused = base.join(signatures, KEYS + ["signature"], "left_semi")
+    changed = signatures.join(base, KEYS + ["signature"], "left_anti").select(*KEYS)
+    rescored = shards.join(changed, KEYS, "left_semi").mapInArrow(fn, SCORE)
+    return rescored.unionByName(reused), signatures
 
 
 def next_anchors(scores: DataFrame, index: DataFrame, seeds: np.ndarray, threshold: float) -> pd.DataFrame:
@@ -94,6 +139,18 @@ def next_anchors(scores: DataFrame, index: DataFrame, seeds: np.ndarray, thresho
     return both.drop_duplicates().sort_values(["nid_a", "nid_b"], ignore_index=True)
 
 
+def _base_scores(spark, base: Paths | None, round_no: int, rounds: int, version: str) -> DataFrame | None:
+    """The base run's scores of this round by this model, if an incremental run has any to reuse."""
+    if base is None:
+        return None
+    path = base.round_scores(round_no, rounds)
+    if not path.exists():
+        log.warning("score: base run %s has no round %d of %d (%s); scoring every pair",
+                    base.run_id, round_no, rounds, path)
+        return None
+    return spark.read.parquet(str(path)).where(F.col("model_version") == version)
+
+
 def run(ctx: StageContext) -> StageResult:
     from model import checkpoint
 
@@ -104,28 +161,39 @@ def run(ctx: StageContext) -> StageResult:
 
     checkpoint.require_compatible(paths.model_dir, feature_blocks(paths.node_features),
                                   json.loads(paths.relations.read_text()))
-    threshold = checkpoint.load(paths.model_dir).threshold
+    ckpt = checkpoint.load(paths.model_dir)
     seeds = read_anchors(paths.anchors(0))
     rounds = cfg.collective.rounds if cfg.collective.enabled else 1
-    anchors_per_round = []
+    anchors_per_round, rescored_per_round = [], []
     for round_no in range(1, rounds + 1):
         anchors_path = paths.anchors(round_no - 1)
         anchors_per_round.append(len(read_anchors(anchors_path)))
-        fn = score_partitions(str(paths.model_dir), str(paths.node_features), str(anchors_path),
-                              cfg.score.device, cfg.score.batch_size)
-        spark.sparkContext.setJobDescription(f"score [{cfg.dataset.name}] round {round_no} of {rounds}")
-        shards.mapInArrow(fn, SCORE).write.mode("overwrite").parquet(str(paths.scores))
+        fn, sign_fn = (score_partitions(paths, anchors_path, cfg.score.device, cfg.score.batch_size,
+                                        signatures_only=only) for only in (False, True))
+        base_scores = _base_scores(spark, ctx.base, round_no, rounds, ckpt.version)
+        reusing = f", reusing run {ctx.base.run_id}" if base_scores is not None else ""
+        spark.sparkContext.setJobDescription(f"score [{cfg.dataset.name}] round {round_no} of {rounds}{reusing}")
+        scores, signatures = score_round(shards, fn, sign_fn, base_scores)
+        out = paths.round_scores(round_no, rounds)
+        scores.write.mode("overwrite").parquet(str(out))
+        if signatures is not None:
+            reused = signatures.join(base_scores, KEYS + ["signature"], "left_semi").count()
+            rescored_per_round.append(signatures.count() - reused)
+            log.info("score: round %d rescored %d pairs, reused %d from run %s",
+                     round_no, rescored_per_round[-1], reused, ctx.base.run_id)
+            signatures.unpersist()
         if round_no < rounds:
-            scores = spark.read.parquet(str(paths.scores))
-            write_anchors(next_anchors(scores, index, seeds, threshold), paths.anchors(round_no))
+            scores = spark.read.parquet(str(out))
+            write_anchors(next_anchors(scores, index, seeds, ckpt.threshold), paths.anchors(round_no))
     details = {"rounds": rounds, "anchors_per_round": anchors_per_round}
+    if ctx.base is not None:
+        details |= {"base_run": ctx.base.run_id, "rescored_per_round": rescored_per_round}
 
     if paths.labelled.exists():
         keep = ("label", "split")
         schema = T.StructType(SCORE.fields + [T.StructField("label", T.IntegerType()),
                                               T.StructField("split", T.StringType())])
-        fn = score_partitions(str(paths.model_dir), str(paths.node_features), str(paths.anchors(rounds - 1)),
-                              cfg.score.device, cfg.score.batch_size, keep)
+        fn = score_partitions(paths, paths.anchors(rounds - 1), cfg.score.device, cfg.score.batch_size, keep)
         labelled = spark.read.parquet(str(paths.labelled_shards))
         labelled.mapInArrow(fn, schema).write.mode("overwrite").parquet(str(paths.labelled_scores))
         details["labelled_pairs_scored"] = spark.read.parquet(str(paths.labelled_scores)).count()

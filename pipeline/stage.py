@@ -22,6 +22,8 @@ class StageContext:
     spark: SparkSession
     config: PipelineConfig
     paths: Paths
+    base: Paths | None = None  # a finished run whose model this run uses instead of training one
+    incremental: bool = False  # and whose scores it reuses where a pair's inputs did not change
 
 
 @dataclass

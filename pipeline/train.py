@@ -13,11 +13,15 @@ with the best F1 there. Rows are written to ``train_pairs`` so a failed fit can 
 
 Seed anchors: the train links, as node-id pairs (``anchors/round=0.parquet``), which the
 collective model reads (model/network.py) in training and in the first scoring round.
+
+With a base run (``--base-run``, or ``--incremental``), nothing is trained: the base run's model
+is checked against this run's features and relations and copied into this run.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -139,7 +143,33 @@ def build_rows(ctx: StageContext) -> DataFrame:
     return spark.read.parquet(str(paths.train_pairs))
 
 
+def write_seed_anchors(ctx: StageContext) -> pd.DataFrame:
+    """The train links as (nid_a, nid_b), the anchors of the first collective round."""
+    spark, paths = ctx.spark, ctx.paths
+    seeds = seed_anchor_pairs(spark.read.parquet(str(paths.gold)), spark.read.parquet(str(paths.node_index)))
+    if not ctx.config.collective.enabled:
+        seeds = seeds.iloc[:0]
+    write_anchors(seeds, paths.anchors(0))
+    return seeds
+
+
+def adopt_model(ctx: StageContext) -> StageResult:
+    """Uses the base run's trained model instead of training: copied into this run, after
+    checking that it fits this run's features and relations."""
+    paths, base = ctx.paths, ctx.base
+    checkpoint.require_compatible(base.model_dir, feature_blocks(paths.node_features),
+                                  json.loads(paths.relations.read_text()))
+    shutil.copytree(base.model_dir, paths.model_dir, dirs_exist_ok=True)
+    seeds = write_seed_anchors(ctx)
+    meta = json.loads((paths.model_dir / checkpoint.CONFIG).read_text())
+    return StageResult(rows_in=0, rows_out=1, details={"model_from_run": base.run_id, "model_version": meta["version"],
+                                                       "threshold": round(meta["threshold"], 4),
+                                                       "seed_anchors": len(seeds)})
+
+
 def run(ctx: StageContext) -> StageResult:
+    if ctx.base is not None:
+        return adopt_model(ctx)
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
     rows = build_rows(ctx)
     table = rows.toArrow().sort_by([("split", "ascending"), ("id_a", "ascending"), ("id_b", "ascending")])
@@ -157,10 +187,7 @@ def run(ctx: StageContext) -> StageResult:
     blocks = tuple(size for _, size in feature_blocks(paths.node_features))
     model_config = dataclasses.replace(cfg.model, level0_blocks=blocks,
                                        lexical_similarity=paths.lexical_terms.exists())
-    seeds = seed_anchor_pairs(spark.read.parquet(str(paths.gold)), spark.read.parquet(str(paths.node_index)))
-    if not cfg.collective.enabled:
-        seeds = seeds.iloc[:0]
-    write_anchors(seeds, paths.anchors(0))
+    seeds = write_seed_anchors(ctx)
     anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
     torch.set_num_threads(cfg.train.threads)
     result = fit(

@@ -28,6 +28,7 @@ def spark():
 
 
 def write_config(tmp: Path, dataset: dict, **sections) -> PipelineConfig:
+    tmp.mkdir(parents=True, exist_ok=True)
     raw = {"dataset": dataset, "warehouse": str(tmp / "warehouse"), **sections}
     path = tmp / "conf.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -23,7 +23,6 @@ BAD = DATA / "bad"
 
 def _config(tmp: Path, case: str | Path, **sections):
     path = case if isinstance(case, Path) else BAD / case
-    tmp.mkdir(parents=True, exist_ok=True)
     options = sections.pop("options", {})
     return write_config(tmp, {"name": path.name, "format": "tables", "path": str(path),
                               "options": {"file_format": "csv", **options}}, **sections)

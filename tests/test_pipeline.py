@@ -149,7 +149,7 @@ def test_static_encoder_gives_close_vectors_to_matching_names(dblp_run, spark):
 
     cfg, paths, _ = dblp_run
     static_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(update={"encoder": "static"})})
-    summary = run_pipeline(static_cfg, "static-encoder", ["features"], spark=spark)["features"]
+    summary = run_pipeline(static_cfg, "static-encoder", ["ingest", "features"], spark=spark)["features"]
     static_paths = Paths(paths.warehouse, "static-encoder")
     assert summary["encoder"] == "static" and summary["names_encoded"] == summary["distinct_names"]
     assert STATIC_TABLE.is_file()
