@@ -14,7 +14,7 @@ demo: setup
 	./spark-submit.sh pipeline conf/dblp_acm.yaml
 
 test: setup airflow-setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=20 tests
 
 setup: $(VENV)/.installed jars/.fetched
 
