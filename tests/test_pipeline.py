@@ -92,6 +92,18 @@ def _snapshot(spark, paths):
     return out
 
 
+def test_score_reruns_alone_on_extracts_shards(dblp_run, spark):
+    """A failed score is rerun on its own: it reads extract's shards as they are (not rewritten)
+    and gives the same scores, to the bit."""
+    cfg, paths, _ = dblp_run
+    shard_files = {p: p.stat().st_mtime_ns for p in paths.shards.rglob("*.parquet")}
+    before = spark.read.parquet(str(paths.scores)).toArrow().sort_by([("id_a", "ascending"), ("id_b", "ascending")])
+    run_pipeline(cfg, paths.run_id, ["score"], spark=spark)
+    after = spark.read.parquet(str(paths.scores)).toArrow().sort_by([("id_a", "ascending"), ("id_b", "ascending")])
+    assert {p: p.stat().st_mtime_ns for p in paths.shards.rglob("*.parquet")} == shard_files
+    assert before.num_rows > 0 and after.equals(before)
+
+
 def test_merge_twice_gives_identical_tables(dblp_run, spark):
     cfg, paths, _ = dblp_run
     before = _snapshot(spark, paths)
