@@ -39,10 +39,14 @@ def write_rejected(spark: SparkSession, path, rejected: DataFrame, run_id: str, 
 def run(ctx: StageContext) -> StageResult:
     spark, ds, paths = ctx.spark, ctx.config.dataset, ctx.paths
     tables = adapter(ds.format).read(spark, ds, ds.adapter_options())
-    tables.nodes, tables.edges = _conform(tables.nodes, NODES), _conform(tables.edges, EDGES)
-    tables.gold = _conform(tables.gold, GOLD)
+    # cached: the adapter's reading and parsing then runs once, not once per count, check and write
+    tables.nodes, tables.edges = _conform(tables.nodes, NODES).cache(), _conform(tables.edges, EDGES).cache()
+    tables.gold = _conform(tables.gold, GOLD).cache()
     if tables.labelled is not None:
-        tables.labelled = _conform(tables.labelled, LABELLED)
+        tables.labelled = _conform(tables.labelled, LABELLED).cache()
+    if tables.rejected is not None:
+        tables.rejected = tables.rejected.cache()
+    sources = [t for t in (tables.nodes, tables.edges, tables.gold, tables.labelled, tables.rejected) if t is not None]
     read_counts = {"nodes": tables.nodes.count(), "edges": tables.edges.count(), "gold": tables.gold.count(),
                    "labelled": tables.labelled.count() if tables.labelled is not None else 0,
                    "unreadable": tables.rejected.count() if tables.rejected is not None else 0}
@@ -57,6 +61,8 @@ def run(ctx: StageContext) -> StageResult:
         shutil.rmtree(paths.labelled, ignore_errors=True)
     write_rejected(spark, paths.rejected, checked.rejected, paths.run_id, "ingest")
     checked.nodes.unpersist()
+    for table in sources:
+        table.unpersist()
 
     nodes = spark.read.parquet(str(paths.nodes))
     gold = spark.read.parquet(str(paths.gold))

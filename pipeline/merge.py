@@ -27,6 +27,7 @@ completed run reads them at the logged versions (``read_merged``).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from pyspark.sql import functions as F
 
 from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES
 from pipeline.stage import StageContext, StageResult
+
+log = logging.getLogger("kgmerge")
 
 
 def resolve(scores: DataFrame, threshold: float) -> DataFrame:
@@ -81,6 +84,7 @@ def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[st
     and the version it committed. Target rows the source lacks are deleted, or, with
     ``close_in_run``, kept with ``closed_in_run`` set to it."""
     DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema).execute()
+    add_new_columns(spark, path, schema)
     target = DeltaTable.forPath(spark, str(path))
     content = [c for c in schema.fieldNames() if c not in keys and c != "run_id"]
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in content) or "false"
@@ -100,6 +104,22 @@ def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[st
     return {"operation": last["operation"], "version": int(last["version"]),
             **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
                if k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")}}
+
+
+def add_new_columns(spark: SparkSession, path, schema) -> None:
+    """A table written by an older version lacks columns added since (e.g. alignment's
+    ``closed_in_run``): add them, empty, so the MERGE can set them."""
+    have = set(spark.read.format("delta").load(str(path)).columns)
+    missing = [f for f in schema.fields if f.name not in have]
+    if not missing:
+        return
+    required = [f.name for f in missing if not f.nullable]
+    if required:
+        raise ValueError(f"Delta table {path} lacks required column(s) {required}: it was written by an "
+                         "incompatible version; move it aside and rerun merge to rebuild it")
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+    spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+    log.info("merge: added column(s) %s to %s", [f.name for f in missing], path)
 
 
 def current_alignment(spark: SparkSession, path) -> DataFrame:

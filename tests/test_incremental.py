@@ -49,7 +49,7 @@ def _config(tmp: Path, data: Path):
     return write_config(
         tmp, {"name": "dblp_acm_loads", "format": "magellan", "path": str(data), "options": DBLP_OPTIONS},
         features=DEMO["features"], block={"top_k": {"paper": 5, "author": 5, "venue": 3, "year": 1}},
-        extract={"cap": 10, "shards": 2}, train={"epochs": 4, "patience": 2})
+        extract={"cap": 10, "shards": 2}, train={"epochs": 2, "patience": 1})
 
 
 @pytest.fixture(scope="module")
