@@ -63,7 +63,11 @@ def last_merged_run(spark, paths: Paths) -> str:
     if not (paths.merge_log / "_delta_log").exists():
         raise FileNotFoundError(f"--incremental builds on the last completed merge, and {paths.merge_log} has "
                                 "none: run the pipeline once without --incremental first")
-    row = spark.read.format("delta").load(str(paths.merge_log)).orderBy(F.desc("finished_at")).first()
+    log_rows = spark.read.format("delta").load(str(paths.merge_log)).where(F.col("run_id") != paths.run_id)
+    row = log_rows.orderBy(F.desc("finished_at")).first()  # a rerun of this run builds on the one before
+    if row is None:
+        raise FileNotFoundError(f"--incremental builds on an earlier completed merge, and {paths.merge_log} has "
+                                f"none but run {paths.run_id!r}'s own: give --base-run")
     return row["run_id"]
 
 

@@ -153,12 +153,12 @@ def _base_scores(spark, base: Paths | None, round_no: int, rounds: int, version:
 
 def run(ctx: StageContext) -> StageResult:
     from model import checkpoint
+    from model.features import feature_blocks
 
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
     shards = spark.read.parquet(str(paths.shards)).drop("shard")
     index = spark.read.parquet(str(paths.node_index))
-    from model.features import feature_blocks
-
+    reuse_from = ctx.base if ctx.incremental else None  # --base-run alone: its model, not its scores
     checkpoint.require_compatible(paths.model_dir, feature_blocks(paths.node_features),
                                   json.loads(paths.relations.read_text()))
     ckpt = checkpoint.load(paths.model_dir)
@@ -170,8 +170,8 @@ def run(ctx: StageContext) -> StageResult:
         anchors_per_round.append(len(read_anchors(anchors_path)))
         fn, sign_fn = (score_partitions(paths, anchors_path, cfg.score.device, cfg.score.batch_size,
                                         signatures_only=only) for only in (False, True))
-        base_scores = _base_scores(spark, ctx.base, round_no, rounds, ckpt.version)
-        reusing = f", reusing run {ctx.base.run_id}" if base_scores is not None else ""
+        base_scores = _base_scores(spark, reuse_from, round_no, rounds, ckpt.version)
+        reusing = f", reusing run {reuse_from.run_id}" if base_scores is not None else ""
         spark.sparkContext.setJobDescription(f"score [{cfg.dataset.name}] round {round_no} of {rounds}{reusing}")
         scores, signatures = score_round(shards, fn, sign_fn, base_scores)
         out = paths.round_scores(round_no, rounds)
@@ -180,14 +180,14 @@ def run(ctx: StageContext) -> StageResult:
             reused = signatures.join(base_scores, KEYS + ["signature"], "left_semi").count()
             rescored_per_round.append(signatures.count() - reused)
             log.info("score: round %d rescored %d pairs, reused %d from run %s",
-                     round_no, rescored_per_round[-1], reused, ctx.base.run_id)
+                     round_no, rescored_per_round[-1], reused, reuse_from.run_id)
             signatures.unpersist()
         if round_no < rounds:
             scores = spark.read.parquet(str(out))
             write_anchors(next_anchors(scores, index, seeds, ckpt.threshold), paths.anchors(round_no))
     details = {"rounds": rounds, "anchors_per_round": anchors_per_round}
-    if ctx.base is not None:
-        details |= {"base_run": ctx.base.run_id, "rescored_per_round": rescored_per_round}
+    if reuse_from is not None:
+        details |= {"base_run": reuse_from.run_id, "rescored_per_round": rescored_per_round}
 
     if paths.labelled.exists():
         keep = ("label", "split")

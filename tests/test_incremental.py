@@ -103,6 +103,9 @@ def test_incremental_run_scores_only_changed_pairs(loads):
     total = incremental["score"]["rows_out"]
     # some pairs are new or changed, and many are not
     assert all(0 < n < total for n in score["rescored_per_round"]), score
+    # the full run used the first load's model (--base-run) but scored every pair itself
+    _, complete = loads["full"]
+    assert complete["train"]["model_from_run"] == "load-1" and "rescored_per_round" not in complete["score"]
 
 
 def test_uids_of_unchanged_entities_stay_and_moved_links_are_closed(loads, spark):
