@@ -35,8 +35,10 @@ from pipeline.spark import get_spark  # noqa: E402
 from pipeline.stage import read_stage_log  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-REUSED = ["node_index", "node_features.parquet", "relations.json", "candidates", "blocking.json",
-          "neighbourhoods", "shards", "labelled_shards"]
+# every output of ingest .. extract (pipeline/schema.py Paths); a missing one changes what a later
+# stage does (train reads the lexical similarity only where lexical_terms exists)
+REUSED = ["input", "node_index", "node_features.parquet", "lexical_terms", "relations.json", "candidates",
+          "blocking.json", "neighbourhoods", "shards", "labelled_shards"]
 def stages_from(first: str) -> list[str]:
     return list(STAGES)[list(STAGES).index(first):]
 
@@ -84,7 +86,9 @@ ABLATION = [
     ("uniform", "uniform sampling", {"extract": {"sampling": "uniform"}}),
     ("norel", "no relation features", {"model": {"relation_aware": False}}),
     ("nocollective", "no collective rounds", {"collective": {"enabled": False}}),
-    ("noskip", "no level-0 skip (paper's distance)", {"model": {"level0_skip": False}}),
+    ("nomatch", "- neighbour match term", {"model": {"neighbour_match": False}}),
+    ("noskip", "paper's distance (no level-0 skip, no neighbour match)",
+     {"model": {"level0_skip": False, "neighbour_match": False}}),
     ("static", "static name encoder (fast path)", {"features": {"encoder": "static"}}),
 ]
 ABLATION_DATASETS = ["dblp_acm", "walmart_amazon", "dbp15k_fr_en"]

@@ -80,7 +80,9 @@ def load(directory: Path, device: str = "cpu") -> Checkpoint:
             f"no trained model in {directory} (expected {WEIGHTS} and {CONFIG}); run the train stage"
         )
     meta = json.loads((directory / CONFIG).read_text())
-    model = CGMuAlign(ModelConfig(**meta["model"]), meta["in_dim"], meta["num_relations"])
+    # models saved before the neighbour-match term existed were trained without it
+    config = ModelConfig(**{"neighbour_match": False, **meta["model"]})
+    model = CGMuAlign(config, meta["in_dim"], meta["num_relations"])
     model.load_state_dict(load_file(str(directory / WEIGHTS), device="cpu"))
     model.to(device).eval()
     return Checkpoint(model, float(meta["threshold"]), meta["version"], meta.get("extra", {}))

@@ -43,6 +43,13 @@ class ModelConfig:
     # whether the pair distance reads the rows' lexical cosine (lex_sim); the train stage sets
     # it from the features stage's output (features.lexical)
     lexical_similarity: bool = False
+    # Add to the pair distance, per relation r, how far the centres' r-neighbours are from
+    # having a counterpart: for each one-hop neighbour, 1 - the best name cosine to the other
+    # centre's neighbours by the same relation (anchored vectors, so an aligned neighbour
+    # counts 1), averaged per relation, weighted by a learnt non-negative weight per relation.
+    # The attribute comparison a record matcher makes (same phone, same authors), read off the
+    # neighbourhoods the cross-graph attention already pairs up (model/README.md).
+    neighbour_match: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "level0_blocks", tuple(int(b) for b in self.level0_blocks))  # JSON gives a list
@@ -92,12 +99,16 @@ class CGMuAlign(nn.Module):
             # the graph part starts small (softplus(-2) = 0.13) and grows as far as it helps: with a
             # few hundred train links it otherwise drowns what the level-0 parts already say
             self.graph_weight = nn.Parameter(torch.full((), -2.0))
+        if config.neighbour_match:
+            # one non-negative weight per relation, softplus(-1) = 0.31 at the start
+            self.neighbour_match_weight = nn.Parameter(torch.full((num_relations,), -1.0))
 
     def mixing_parameters(self) -> list[nn.Parameter]:
         """The few scalars that weigh the distance's parts (graph, level-0 parts, lexical). They
         must move far (a lexical weight of ~15 against ~1 for the name was the best mix on
         Walmart-Amazon), so training gives them a learning rate of their own."""
-        return [p for n, p in self.named_parameters() if n in ("graph_weight", "level0_weight", "lexical_weight")]
+        names = ("graph_weight", "level0_weight", "lexical_weight", "neighbour_match_weight")
+        return [p for n, p in self.named_parameters() if n in names]
 
     def _own_centre_correction(self, own: Tensor, merged: Tensor, returns: Tensor, shape) -> Tensor:
         """Where a pair's centre comes back as a two-hop node, the one-hop node's mean message
@@ -148,4 +159,24 @@ class CGMuAlign(nn.Module):
                 distance = distance + weight[k] * torch.sqrt((diff ** 2).sum(-1) + 1e-9)
             if self.config.lexical_similarity:
                 distance = distance + softplus(self.lexical_weight) * (1 - batch.lex_sim)
+        if self.config.neighbour_match:
+            distance = distance + self._neighbour_mismatch(x_nbr, batch, rel_a, rel_b)
         return PairOutput(distance, w_a, w_b)
+
+    def _neighbour_mismatch(self, x_nbr: Tensor, batch: PairBatch, rel_a: Tensor, rel_b: Tensor) -> Tensor:
+        """sum_r softplus(u_r) * mean over both centres' r-neighbours of (1 - best name cosine to
+        the other centre's r-neighbours); a neighbour whose relation the other centre lacks
+        counts nothing (a missing attribute is not a different one). Returns [P]."""
+        name = self.level0_blocks[0]
+        v_a = nn.functional.normalize(x_nbr[batch.hop1_a][..., :name], dim=-1)  # [P, Na, d]
+        v_b = nn.functional.normalize(x_nbr[batch.hop1_b][..., :name], dim=-1)
+        same = ((rel_a.unsqueeze(2) == rel_b.unsqueeze(1))
+                & batch.mask_a.unsqueeze(2) & batch.mask_b.unsqueeze(1))  # [P, Na, Nb]
+        cos = (v_a @ v_b.transpose(1, 2)).masked_fill(~same, -2.0)
+        weight = nn.functional.softplus(self.neighbour_match_weight)
+        total = torch.zeros(cos.shape[0], dtype=cos.dtype, device=cos.device)
+        for best, rel, has in ((cos.amax(2), rel_a, same.any(2)), (cos.amax(1), rel_b, same.any(1))):
+            # each relation counts once per centre, however many neighbours it has
+            peers = ((rel.unsqueeze(2) == rel.unsqueeze(1)) & has.unsqueeze(1)).sum(-1).clamp_min(1)
+            total = total + (has * weight[rel] * (1 - best) / peers).sum(-1)
+        return total / 2

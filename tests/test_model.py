@@ -211,3 +211,28 @@ def test_level0_parts_must_cover_the_features():
     CGMuAlign(ModelConfig(hidden=16, level0_blocks=(6, 2)), DIM, RELS)  # 6 + 2 = DIM
     with pytest.raises(ValueError, match="level0_blocks"):
         CGMuAlign(ModelConfig(hidden=16, level0_blocks=(6, 3)), DIM, RELS)
+
+
+def test_neighbour_match_rewards_same_named_neighbours_by_the_same_relation():
+    """Pair (0, 1) with one neighbour each side by relation 0. Only the neighbour-match term
+    is on (no level-0 skip); with the graph part silenced, the distance is that term alone."""
+    torch.manual_seed(2)
+    feats = torch.randn(20, DIM)
+    feats[5] = feats[2]  # the A neighbour 2 and the B neighbour 5 share a name
+    model = _model(level0_skip=False)
+    with torch.no_grad():
+        model.layer2.self_proj.weight.zero_(), model.layer2.self_proj.bias.zero_()
+        model.layer2.rel_proj.bases.weight.zero_(), model.layer2.rel_proj.bases.bias.zero_()
+
+    def distance(hop_b, rel_b, m=model):
+        with torch.no_grad():
+            return float(m(PairBatch.from_arrow(_rows([_pair(0, [2], [0], 1, hop_b, rel_b)])), feats).distance[0])
+
+    assert distance([5], [0]) < 1e-3  # same name, same relation: no mismatch
+    weight = float(torch.nn.functional.softplus(model.neighbour_match_weight[0].detach()))
+    cos = float(torch.nn.functional.cosine_similarity(feats[2], feats[6], dim=0))
+    assert distance([6], [0]) == pytest.approx(weight * (1 - cos), rel=1e-3)  # a different name costs
+    assert distance([5], [1]) < 1e-3  # a relation the other side lacks counts nothing
+    off = CGMuAlign(ModelConfig(hidden=16, level0_skip=False, neighbour_match=False), DIM, RELS).eval()
+    off.load_state_dict({k: v for k, v in model.state_dict().items() if k != "neighbour_match_weight"})
+    assert distance([6], [0], off) < 1e-3
