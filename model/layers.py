@@ -24,6 +24,10 @@ class RelationProjection(nn.Module):
     relation; with thousands (DBP15K) it keeps the parameter count flat.
     """
 
+    # above this many distinct relations in one call, projecting on the shared bases is cheaper
+    # than one matrix product per relation
+    MAX_GROUPED = 32
+
     def __init__(self, in_dim: int, out_dim: int, num_relations: int, num_bases: int):
         super().__init__()
         self.num_bases = max(1, min(num_bases, num_relations))
@@ -32,15 +36,32 @@ class RelationProjection(nn.Module):
         self.coef = nn.Embedding(num_relations, self.num_bases)
         nn.init.normal_(self.coef.weight, mean=1.0 / self.num_bases, std=0.1)
 
+    @property
+    def num_relations(self) -> int:
+        return self.coef.num_embeddings
+
     def project_bases(self, x: Tensor) -> Tensor:
-        """[..., in_dim] -> [..., num_bases, out_dim]; compute once per node, combine per edge."""
+        """[..., in_dim] -> [..., num_bases, out_dim]."""
         return self.bases(x).view(*x.shape[:-1], self.num_bases, self.out_dim)
 
-    def combine(self, x_bases: Tensor, rel: Tensor) -> Tensor:
-        return (self.coef(rel).unsqueeze(-1) * x_bases).sum(-2)
-
     def forward(self, x: Tensor, rel: Tensor) -> Tensor:
-        return self.combine(self.project_bases(x), rel)
+        """[..., in_dim] rows and their relations [...] -> [..., out_dim].
+
+        Rows are grouped by relation and each group multiplied by its own W_r (built from the
+        bases first): num_bases times fewer operations than projecting every row on every
+        basis, which is what the scorer spends its time on."""
+        flat_x, flat_rel = x.reshape(-1, x.shape[-1]), rel.reshape(-1)
+        rels, counts = torch.unique(flat_rel, return_counts=True)
+        if len(rels) > self.MAX_GROUPED:
+            out = (self.coef(flat_rel).unsqueeze(-1) * self.project_bases(flat_x)).sum(-2)
+            return out.view(*x.shape[:-1], self.out_dim)
+        coef = self.coef(rels)  # [k, B]
+        weight = torch.einsum("kb,boi->koi", coef, self.bases.weight.view(self.num_bases, self.out_dim, -1))
+        bias = coef @ self.bases.bias.view(self.num_bases, self.out_dim)
+        order = torch.argsort(flat_rel, stable=True)
+        pieces = torch.split(flat_x[order], counts.tolist())
+        out_sorted = torch.cat([F.linear(p, weight[k], bias[k]) for k, p in enumerate(pieces)])
+        return out_sorted[torch.argsort(order)].view(*x.shape[:-1], self.out_dim)
 
 
 class RelationalMeanConv(MessagePassing):
@@ -59,15 +80,18 @@ class RelationalMeanConv(MessagePassing):
         return self.combine(x, self.neighbour_half(x, edge_index, edge_type))
 
     def neighbour_half(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
-        x_bases = self.rel_proj.project_bases(x).flatten(1)  # per node, not per edge
-        return self.propagate(edge_index, x=x_bases, edge_type=edge_type)
+        """mean_j W_r x_j per node; W_r x_j is computed once per distinct (node, relation), not
+        per edge (a node under one relation is the child of many targets)."""
+        num_rel = self.rel_proj.num_relations
+        distinct, inverse = torch.unique(edge_index[0] * num_rel + edge_type, return_inverse=True)
+        projected = self.rel_proj(x[distinct // num_rel], distinct % num_rel)
+        return self.propagate(edge_index, projected=projected[inverse], size=(x.shape[0], x.shape[0]))
 
     def combine(self, x_self: Tensor, neighbours: Tensor) -> Tensor:
         return F.relu(torch.cat([self.self_proj(x_self), neighbours], dim=-1))
 
-    def message(self, x_j: Tensor, edge_type: Tensor) -> Tensor:
-        x_j = x_j.view(-1, self.rel_proj.num_bases, self.rel_proj.out_dim)
-        return self.rel_proj.combine(x_j, edge_type)
+    def message(self, projected: Tensor) -> Tensor:
+        return projected
 
 
 @dataclass
@@ -75,7 +99,7 @@ class Side:
     """One side of a batch of pairs at the last layer: centres and their padded neighbours."""
 
     centre: Tensor  # [P, dim]
-    neighbours: Tensor  # [P, N, dim]
+    neighbours: Tensor  # [P, N, half] the neighbours' vectors projected by their relation (project_neighbours)
     rel: Tensor  # [P, N] long
     mask: Tensor  # [P, N] bool, True where a neighbour slot is real
 
@@ -112,6 +136,11 @@ class CollectiveAgg(nn.Module):
         self.cross_attention = cross_attention
         self.self_attention = self_attention
 
+    def project_neighbours(self, h: Tensor, rel: Tensor) -> Tensor:
+        """z_ij = W_r h_j: [..., in_dim] neighbour vectors and their relations -> [..., half].
+        Kept apart from ``forward`` so a caller can project each distinct (node, relation) once."""
+        return self.rel_proj(h, rel)
+
     def _self_logits(self, s: Tensor, z: Tensor, rel: Tensor) -> Tensor:
         if not self.self_attention:
             return torch.zeros(z.shape[:2], device=z.device, dtype=z.dtype)
@@ -123,7 +152,7 @@ class CollectiveAgg(nn.Module):
     def forward(self, a: Side, b: Side) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Returns (h_a, h_b, w_a, w_b): pair vectors [P, out_dim] and neighbour weights [P, N]."""
         s_a, s_b = self.self_proj(a.centre), self.self_proj(b.centre)
-        z_a, z_b = self.rel_proj(a.neighbours, a.rel), self.rel_proj(b.neighbours, b.rel)
+        z_a, z_b = a.neighbours, b.neighbours
         logit_a = self._self_logits(s_a, z_a, a.rel)
         logit_b = self._self_logits(s_b, z_b, b.rel)
         if self.cross_attention:

@@ -110,22 +110,44 @@ class CGMuAlign(nn.Module):
         names = ("graph_weight", "level0_weight", "lexical_weight", "neighbour_match_weight")
         return [p for n, p in self.named_parameters() if n in names]
 
-    def _own_centre_correction(self, own: Tensor, merged: Tensor, returns: Tensor, shape) -> Tensor:
+    def _own_centre_correction(self, x: Tensor, x_nbr: Tensor, centre: Tensor, returns: Tensor,
+                               num_slots: int) -> tuple[Tensor, Tensor]:
         """Where a pair's centre comes back as a two-hop node, the one-hop node's mean message
         carries the centre's anchored vector (its match's features folded in: the answer). Per
         pair and one-hop slot, this swaps that term back to the centre's own vector, so no pair
         sees its own answer and a pair's score does not depend on the other pairs of its batch.
-        own, merged: [P, in] the centres' own and anchored vectors; returns: [K, 4] (pair, slot,
-        relation, child count); returns [P, N, half]."""
+        x, x_nbr: [L, in] the batch nodes' own and anchored vectors; centre: [P] the pairs'
+        centres (local index); returns: [K, 4] (pair, slot, relation, child count); num_slots: N.
+        Returns (flat slots pair * N + slot [U], the
+        change to each one's mean message [U, half])."""
         pair, slot, rel, count = returns.unbind(1)
         if not self.config.relation_aware:
             rel = torch.zeros_like(rel)
         conv = self.layer1
-        term = (conv.message(conv.rel_proj.project_bases(own[pair]).flatten(1), rel)
-                - conv.message(conv.rel_proj.project_bases(merged[pair]).flatten(1), rel))
-        out = torch.zeros(shape[0] * shape[1], term.shape[-1], dtype=term.dtype, device=term.device)
-        out.index_add_(0, pair * shape[1] + slot, term / count.unsqueeze(1).to(term.dtype))
-        return out.view(shape[0], shape[1], -1)
+        num_rel = self.num_relations
+        # once per distinct (centre, relation): a centre is in several pairs of a batch
+        distinct, inverse = torch.unique(centre[pair] * num_rel + rel, return_inverse=True)
+        node, node_rel = distinct // num_rel, distinct % num_rel
+        term = (conv.rel_proj(x[node], node_rel) - conv.rel_proj(x_nbr[node], node_rel))[inverse]
+        slots, row = torch.unique(pair * num_slots + slot, return_inverse=True)
+        out = torch.zeros(len(slots), term.shape[-1], dtype=term.dtype, device=term.device)
+        out.index_add_(0, row, term / count.unsqueeze(1).to(term.dtype))
+        return slots, out
+
+    def _projected_neighbours(self, h1_nodes: Tensor, hop1: Tensor, rel: Tensor,
+                              corrected: tuple[Tensor, Tensor] | None) -> Tensor:
+        """W_r h_j for every one-hop slot [P, N, half]. The same node under the same relation
+        fills many slots of a batch (an author of every candidate pair of its paper), so the
+        projection runs once per distinct (node, relation); only slots whose vector the
+        own-centre correction changed (``corrected``: flat slots and their h_j) get their own."""
+        num_rel = self.num_relations
+        key = (hop1 * num_rel + rel).reshape(-1)
+        distinct, inverse = torch.unique(key, return_inverse=True)
+        z = self.layer2.project_neighbours(h1_nodes[distinct // num_rel], distinct % num_rel)[inverse]
+        if corrected is not None:
+            slots, h = corrected
+            z[slots] = self.layer2.project_neighbours(h, rel.reshape(-1)[slots])
+        return z.view(*hop1.shape, -1)
 
     def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None) -> PairOutput:
         """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
@@ -137,16 +159,18 @@ class CGMuAlign(nn.Module):
             edge_type, rel_a, rel_b = (torch.zeros_like(t) for t in (edge_type, rel_a, rel_b))
         messages = self.layer1.neighbour_half(x_nbr, batch.edge_index, edge_type)
         h1_centre = self.layer1.combine(x, messages)
+        # a node seen as someone's neighbour: its anchored vector (the same as its own without anchors)
+        h1_neighbour = h1_centre if anchored is None else self.layer1.combine(x_nbr, messages)
         sides = []
         for centre, hop1, rel, mask, returns in ((batch.centre_a, batch.hop1_a, rel_a, batch.mask_a, batch.returns_a),
                                                  (batch.centre_b, batch.hop1_b, rel_b, batch.mask_b, batch.returns_b)):
-            if anchored is None:
-                nbrs = h1_centre[hop1]
-            else:
-                nbr_messages = messages[hop1] + self._own_centre_correction(
-                    x[centre], x_nbr[centre], returns, hop1.shape)
-                nbrs = self.layer1.combine(x_nbr[hop1], nbr_messages)
-            sides.append(Side(h1_centre[centre], nbrs, rel, mask))
+            corrected = None
+            if anchored is not None and len(returns):
+                slots, change = self._own_centre_correction(x, x_nbr, centre, returns, hop1.shape[1])
+                node = hop1.reshape(-1)[slots]
+                corrected = slots, self.layer1.combine(x_nbr[node], messages[node] + change)
+            z = self._projected_neighbours(h1_neighbour, hop1, rel, corrected)
+            sides.append(Side(h1_centre[centre], z, rel, mask))
         a, b = sides
         h_a, h_b, w_a, w_b = self.layer2(a, b)
         distance = torch.sqrt(((h_a - h_b) ** 2).sum(-1) + 1e-9)
