@@ -236,3 +236,18 @@ def test_neighbour_match_rewards_same_named_neighbours_by_the_same_relation():
     off = CGMuAlign(ModelConfig(hidden=16, level0_skip=False, neighbour_match=False), DIM, RELS).eval()
     off.load_state_dict({k: v for k, v in model.state_dict().items() if k != "neighbour_match_weight"})
     assert distance([6], [0], off) < 1e-3
+
+
+def test_relation_projection_grouped_by_relation_equals_the_basis_formula():
+    """W_r x per row, grouped by relation (few relations) or on the shared bases (many): both
+    must equal sum_b coef[r, b] (V_b x + bias_b), rows in their own order."""
+    from model.layers import RelationProjection
+    torch.manual_seed(3)
+    proj = RelationProjection(12, 5, num_relations=40, num_bases=4)
+    x = torch.randn(3, 50, 12)
+    with torch.no_grad():
+        many = (torch.arange(150) % 40).view(3, 50)  # 40 distinct > MAX_GROUPED: the bases path
+        assert len(torch.unique(many)) > RelationProjection.MAX_GROUPED
+        for rel in (torch.randint(0, 3, (3, 50)), many):
+            expected = (proj.coef(rel).unsqueeze(-1) * proj.project_bases(x)).sum(-2)
+            torch.testing.assert_close(proj(x, rel), expected, rtol=1e-5, atol=1e-5)
