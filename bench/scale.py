@@ -7,7 +7,8 @@ the driver (Python + JVM) and of Spark's Python workers, and the growth from one
 Each size gets its own warehouse (warehouse/synth/<size>/); the synthetic graphs are generated
 there once. Also times the Spark-free batch scorer (``model.infer.score_table``) alone on the
 run's pair shards, one thread: the CPU pairs-per-second figure. Prints one table per size, then
-the growth table, and writes bench/results/scale.json.
+the growth table, and writes bench/results/scale.json. ``--scorer-only`` re-times just the batch
+scorer on the runs already made (after a change to the model code).
 """
 from __future__ import annotations
 
@@ -84,20 +85,25 @@ def config_for(base_conf: str, size: int):
 
 
 def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
-    """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards."""
+    """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
+    plain (no anchors) and anchored with the seed anchors, as every scoring round runs."""
     from model import checkpoint
-    from model.features import load_feature_matrix
+    from model.features import anchored_features, load_feature_matrix
     from model.infer import score_table
+    from pipeline.train import read_anchors
 
     torch.set_num_threads(1)
     ckpt = checkpoint.load(paths.model_dir)
     features = torch.from_numpy(load_feature_matrix(paths.node_features))
+    anchored = anchored_features(features, read_anchors(paths.anchors(0)))
     table = pads.dataset(str(paths.shards)).head(max_rows)
     score_table(table.slice(0, 4096), ckpt.model, features, 4096)  # warm-up
-    start = time.perf_counter()
-    score_table(table, ckpt.model, features, 4096)
-    seconds = time.perf_counter() - start
-    return {"pairs": table.num_rows, "seconds": round(seconds, 2), "pairs_per_s": round(table.num_rows / seconds)}
+    rates = {"pairs": table.num_rows}
+    for name, anchors in (("plain", None), ("anchored", anchored)):
+        start = time.perf_counter()
+        score_table(table, ckpt.model, features, 4096, anchored=anchors)
+        rates[f"{name}_pairs_per_s"] = round(table.num_rows / (time.perf_counter() - start))
+    return rates
 
 
 def run_size(spark, base_conf: str, size: int) -> dict:
@@ -125,7 +131,9 @@ def run_size(spark, base_conf: str, size: int) -> dict:
 def print_tables(rows: list[dict]) -> None:
     for row in rows:
         print(f"\n== {row['size']} nodes per side: total {row['total_seconds']}s, accuracy {json.dumps(row['accuracy'])}")
-        print(f"   batch scorer alone (1 CPU thread): {row['batch_scorer_cpu']['pairs_per_s']} pairs/s")
+        rate = row["batch_scorer_cpu"]
+        print(f"   batch scorer alone (1 CPU thread), pairs/s: {rate['plain_pairs_per_s']} plain, "
+              f"{rate['anchored_pairs_per_s']} anchored")
         print(f"{'stage':<10}{'seconds':>9}{'rows in':>12}{'rows out':>12}{'driver GiB':>12}{'workers GiB':>13}")
         for name, s in row["stages"].items():
             print(f"{name:<10}{s['seconds']:>9.1f}{s['rows_in']:>12}{s['rows_out']:>12}"
@@ -143,13 +151,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--conf", default="conf/synth.yaml")
+    p.add_argument("--scorer-only", action="store_true",
+                   help="re-measure only the batch scorer, on the shards and model of runs already made")
     args = p.parse_args()
     setup_logging("INFO")
     sizes = [int(s) for s in args.sizes.split(",")]
-    spark = get_spark(load_config(args.conf).spark, "kgmerge-scale")
-    rows = []
     out = RESULTS / "scale.json"
     RESULTS.mkdir(exist_ok=True)
+    if args.scorer_only:
+        measured = json.loads(out.read_text()) if out.is_file() else {}
+        for size in sizes:
+            if str(size) not in measured:
+                raise SystemExit(f"no run of size {size} in {out}: run bench/scale.py --sizes {size} first")
+            rate = batch_scorer_rate(Paths(config_for(args.conf, size).warehouse.resolve(), "scale"))
+            measured[str(size)]["batch_scorer_cpu"] = rate | {"date": time.strftime("%Y-%m-%d")}
+            print(f"  {size}: batch scorer {json.dumps(rate)}", flush=True)
+        out.write_text(json.dumps(measured, indent=2))
+        return
+    spark = get_spark(load_config(args.conf).spark, "kgmerge-scale")
+    rows = []
     for size in sizes:
         rows.append(run_size(spark, args.conf, size))
         previous = json.loads(out.read_text()) if out.is_file() else {}
