@@ -87,6 +87,10 @@ ABLATION = [
     ("norel", "no relation features", {"model": {"relation_aware": False}}),
     ("nocollective", "no collective rounds", {"collective": {"enabled": False}}),
     ("nomatch", "- neighbour match term", {"model": {"neighbour_match": False}}),
+    # the neighbour-match term also compares the two neighbourhoods across the graphs: without
+    # both, whether cross-graph attention's share was taken over by it shows
+    ("nocrossmatch", "- cross-graph attention, - neighbour match term",
+     {"model": {"cross_attention": False, "neighbour_match": False}}),
     ("noskip", "paper's distance (no level-0 skip, no neighbour match)",
      {"model": {"level0_skip": False, "neighbour_match": False}}),
     ("static", "static name encoder (fast path)", {"features": {"encoder": "static"}}),
