@@ -8,7 +8,8 @@ Each size gets its own warehouse (warehouse/synth/<size>/); the synthetic graphs
 there once. Also times the Spark-free batch scorer (``model.infer.score_table``) alone on the
 run's pair shards, one thread: the CPU pairs-per-second figure. Prints one table per size, then
 the growth table, and writes bench/results/scale.json. ``--scorer-only`` re-times just the batch
-scorer on the runs already made (after a change to the model code).
+scorer on the runs already made (after a change to the model code); ``--rerun score`` reruns
+stages alone on them and prints their seconds and peak memory.
 """
 from __future__ import annotations
 
@@ -37,9 +38,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GIB = 1024 ** 3
 
 
+def proportional_size(process: psutil.Process) -> int:
+    """Bytes of memory the process holds, pages shared with others (torch's libraries in every
+    Python worker) counted in proportion (PSS), so the sum over processes is what the machine
+    spends; the resident size where PSS is not available."""
+    try:
+        return process.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):
+        return process.memory_info().rss
+
+
 class PeakMemory:
-    """Samples, every 0.5 s, the resident memory of this process plus its JVM (the driver) and
-    of every Python process the JVM started (Spark's Python workers); keeps the peaks."""
+    """Samples, every 0.5 s, the memory (PSS) of this process plus its JVM (the driver) and of
+    every Python process the JVM started (Spark's Python workers); keeps the peaks."""
 
     def __init__(self):
         self.me = psutil.Process()
@@ -48,14 +59,14 @@ class PeakMemory:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _sample(self) -> None:
-        driver, workers = self.me.memory_info().rss, 0
+        driver, workers = proportional_size(self.me), 0
         for child in self.me.children(recursive=True):
             try:
-                rss = child.memory_info().rss
+                size = proportional_size(child)
                 if "python" in child.name().lower():
-                    workers += rss
+                    workers += size
                 else:
-                    driver += rss  # the JVM
+                    driver += size  # the JVM
             except psutil.Error:
                 pass
         self.driver, self.workers = max(self.driver, driver), max(self.workers, workers)
@@ -106,6 +117,17 @@ def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
     return rates
 
 
+def rerun_stages(spark, base_conf: str, size: int, names: list[str]) -> None:
+    """Reruns some stages of a size's run already made and prints each one's seconds and peak
+    memory (not written to scale.json: the other stages were not rerun)."""
+    cfg = config_for(base_conf, size)
+    for name in names:
+        with PeakMemory() as mem:
+            summary = run_pipeline(cfg, "scale", [name], spark=spark)[name]
+        print(f"  {size}: {name} rerun: {summary['seconds']} s, driver peak {mem.driver / GIB:.2f} GiB, "
+              f"workers peak {mem.workers / GIB:.2f} GiB (PSS)", flush=True)
+
+
 def run_size(spark, base_conf: str, size: int) -> dict:
     cfg = config_for(base_conf, size)
     source = Path(cfg.dataset.path)
@@ -153,6 +175,8 @@ def main() -> None:
     p.add_argument("--conf", default="conf/synth.yaml")
     p.add_argument("--scorer-only", action="store_true",
                    help="re-measure only the batch scorer, on the shards and model of runs already made")
+    p.add_argument("--rerun", help="comma-separated stages to rerun alone on runs already made, "
+                                   "printing their seconds and peak memory (e.g. score)")
     args = p.parse_args()
     setup_logging("INFO")
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -169,6 +193,10 @@ def main() -> None:
         out.write_text(json.dumps(measured, indent=2))
         return
     spark = get_spark(load_config(args.conf).spark, "kgmerge-scale")
+    if args.rerun:
+        for size in sizes:
+            rerun_stages(spark, args.conf, size, args.rerun.split(","))
+        return
     rows = []
     for size in sizes:
         rows.append(run_size(spark, args.conf, size))

@@ -154,11 +154,50 @@ def feature_blocks(path) -> list[tuple[str, int]]:
     return [("name", len(pq.read_table(str(path)).column("vec")[0]))]
 
 
+class AnchoredFeatures:
+    """The level-0 matrix in which both nodes of each aligned pair hold the pair's mean vector,
+    without a second copy of the matrix: only the replaced rows are stored (a few thousand
+    anchors beside up to millions of nodes). Index it like the matrix: ``anchored[node_ids]``
+    or ``anchored[start:stop]`` gives those rows, replaced where anchored."""
+
+    def __init__(self, base, rows, vectors):
+        self.base = base  # [num_nodes, dim] the features themselves
+        self.rows = rows  # [K] sorted node ids whose vector is replaced
+        self.vectors = vectors  # [K, dim] their replacements
+
+    @property
+    def shape(self):
+        return self.base.shape
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, ids):
+        import torch
+
+        if isinstance(ids, slice):
+            ids = torch.arange(*ids.indices(len(self.base)), device=self.base.device)
+        out = self.base[ids]
+        pos = torch.searchsorted(self.rows, ids).clamp_max(len(self.rows) - 1)
+        hit = self.rows[pos] == ids
+        out[hit] = self.vectors[pos[hit]]
+        return out
+
+    def to(self, device) -> "AnchoredFeatures":
+        return AnchoredFeatures(self.base.to(device), self.rows.to(device), self.vectors.to(device))
+
+    def dense(self):
+        """The whole matrix, replaced rows included (a copy)."""
+        out = self.base.clone()
+        out[self.rows] = self.vectors
+        return out
+
+
 def anchored_features(features, pairs: np.ndarray):
-    """A copy of ``features`` in which both nodes of each aligned pair hold the pair's mean vector.
+    """``features`` with both nodes of each aligned pair holding the pair's mean vector, as
+    ``AnchoredFeatures`` (torch tensors); ``features`` itself when there are no pairs.
 
     pairs: int [K, 2] of node ids (a node in several pairs gets the mean over all of them).
-    Works on torch tensors; returns ``features`` itself when there are no pairs.
     """
     import torch
 
@@ -166,11 +205,9 @@ def anchored_features(features, pairs: np.ndarray):
         return features
     pairs = torch.as_tensor(np.asarray(pairs, dtype=np.int64), device=features.device)
     mean = (features[pairs[:, 0]] + features[pairs[:, 1]]) / 2
-    nodes = pairs.reshape(-1)
-    total = torch.zeros_like(features).index_add_(0, nodes, mean.repeat_interleave(2, dim=0))
-    count = torch.zeros(len(features), device=features.device).index_add_(
-        0, nodes, torch.ones(len(nodes), device=features.device))
-    out = features.clone()
-    hit = count > 0
-    out[hit] = total[hit] / count[hit].unsqueeze(1)
-    return out
+    rows, slot = torch.unique(pairs.reshape(-1), return_inverse=True)  # sorted
+    total = torch.zeros(len(rows), features.shape[1], dtype=features.dtype, device=features.device)
+    total.index_add_(0, slot, mean.repeat_interleave(2, dim=0))
+    count = torch.zeros(len(rows), dtype=features.dtype, device=features.device)
+    count.index_add_(0, slot, torch.ones(len(slot), dtype=features.dtype, device=features.device))
+    return AnchoredFeatures(features, rows, total / count.unsqueeze(1))

@@ -59,12 +59,23 @@ def node_keys(index_path: str) -> np.ndarray:
     return pd.util.hash_pandas_object(index[["kg", "id"]], index=False).to_numpy().view(np.int64)
 
 
+@lru_cache(maxsize=1)
+def _level0(features_path: str, stamp: int):
+    """The level-0 matrix, on the CPU: loaded once per Python worker and shared by every round
+    (a round adds only its anchored rows, see ``model.features.AnchoredFeatures``)."""
+    import torch
+
+    from model.features import load_feature_matrix
+
+    return torch.from_numpy(load_feature_matrix(features_path))
+
+
 @lru_cache(maxsize=2)
 def _scorer(model_dir: str, features_path: str, index_path: str, anchors_path: str, device: str, stamp: tuple):
     import torch
 
     from model import checkpoint
-    from model.features import anchored_features, load_feature_matrix
+    from model.features import anchored_features
     from model.infer import pick_device
     from model.signature import node_hashes
 
@@ -72,7 +83,7 @@ def _scorer(model_dir: str, features_path: str, index_path: str, anchors_path: s
     if dev.type == "cpu":
         torch.set_num_threads(1)  # Spark runs one worker per core already
     ckpt = checkpoint.load(model_dir, device=str(dev))
-    features = torch.from_numpy(load_feature_matrix(features_path)).to(dev)
+    features = _level0(features_path, stamp[1])  # stamp: mtimes of (weights, features, anchors)
     if features.shape[1] != ckpt.model.in_dim:
         raise ValueError(
             f"model in {model_dir} expects {ckpt.model.in_dim}-d features, {features_path} has "
@@ -80,7 +91,9 @@ def _scorer(model_dir: str, features_path: str, index_path: str, anchors_path: s
         )
     anchors = read_anchors(anchors_path)
     anchored = anchored_features(features, anchors) if len(anchors) else None
-    node_hash = node_hashes(node_keys(index_path), (anchored if anchored is not None else features).cpu().numpy())
+    node_hash = node_hashes(node_keys(index_path), features.numpy() if anchored is None else anchored)
+    features = features.to(dev)
+    anchored = anchored.to(dev) if anchored is not None else None
     return ckpt, features, anchored, node_hash
 
 

@@ -65,6 +65,21 @@ def test_cross_attention_favours_a_shared_neighbour():
     torch.testing.assert_close(out.weights_a.sum(1), torch.ones(1))
 
 
+def test_anchored_features_replace_only_the_anchored_rows_by_their_pair_means():
+    feats = torch.randn(10, DIM)
+    # node 2 is in two pairs: it gets the mean of both pair means
+    anchored = anchored_features(feats, np.array([[0, 5], [2, 7], [2, 8]]))
+    expected = feats.clone()
+    expected[[0, 5]] = (feats[0] + feats[5]) / 2
+    expected[[7, 8]] = torch.stack([(feats[2] + feats[7]) / 2, (feats[2] + feats[8]) / 2])
+    expected[2] = ((feats[2] + feats[7]) / 2 + (feats[2] + feats[8]) / 2) / 2
+    torch.testing.assert_close(anchored.dense(), expected)
+    ids = torch.tensor([9, 2, 2, 0, 4, 8])
+    torch.testing.assert_close(anchored[ids], expected[ids])
+    torch.testing.assert_close(anchored[3:9], expected[3:9])
+    assert anchored.base is feats  # no copy of the matrix
+
+
 def test_a_pair_never_sees_its_own_answer_and_ignores_its_batch():
     """Node 0 (A) and node 1 (B) are anchored together; each comes back as a two-hop node under
     its one-hop neighbours. The anchored (merged) vector must not reach the pair (0, 1) that way,
@@ -80,7 +95,7 @@ def test_a_pair_never_sees_its_own_answer_and_ignores_its_batch():
     model = _model()
     alone = score_table(_rows([pair]), model, feats, anchored=anchored)
     # the same pair with its centres' own vectors written into the anchored copy: nothing leaks
-    honest = anchored.clone()
+    honest = anchored.dense()
     honest[[0, 1]] = feats[[0, 1]]
     np.testing.assert_allclose(alone, score_table(_rows([pair]), model, feats, anchored=honest), rtol=1e-6)
     together = score_table(_rows([pair, other]), model, feats, anchored=anchored)
