@@ -5,9 +5,10 @@ node; layer 2 (CollectiveAgg) runs once per pair, because its cross-graph attent
 the other candidate. The pair's distance is ||h_a - h_b||; its score is exp(-distance).
 
 Collective alignment across rounds: ``forward`` takes, besides the level-0 features, an
-optional *anchored* copy in which each already-aligned pair (seed links, then the confident
-matches of the previous round, of any type) shares one vector. Neighbours read the anchored
-copy, the two centres always their own features (also where a centre comes back as a two-hop
+optional *anchored* version of them in which each already-aligned pair (seed links, then the
+confident matches of the previous round, of any type) shares one vector (a tensor, or
+``model.features.AnchoredFeatures``, which stores only those rows). Neighbours read the anchored
+vectors, the two centres always their own features (also where a centre comes back as a two-hop
 node: ``_own_centre_correction``), so an aligned author pulls its papers together (and draws
 the cross-graph attention) without a pair ever seeing its own answer. A pair's score depends
 on its own row only, never on the other pairs of its batch.
