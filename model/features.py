@@ -136,6 +136,27 @@ def load_feature_matrix(path) -> np.ndarray:
     return values.reshape(table.num_rows, -1)
 
 
+def write_matrix_file(parquet_path: Path, npy_path: Path) -> Path:
+    """node_features.parquet as a float32 ``.npy`` matrix (rewritten when older than the
+    Parquet file), for ``map_matrix_file``; written to a temporary name, then renamed."""
+    parquet_path, npy_path = Path(parquet_path), Path(npy_path)
+    if npy_path.exists() and npy_path.stat().st_mtime_ns >= parquet_path.stat().st_mtime_ns:
+        return npy_path
+    tmp = npy_path.with_name(npy_path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, load_feature_matrix(parquet_path))
+    os.replace(tmp, npy_path)
+    return npy_path
+
+
+def map_matrix_file(npy_path: Path):
+    """The level-0 matrix as a torch tensor over a copy-on-write memory map of the ``.npy`` file:
+    the OS keeps one copy in its page cache however many worker processes read it."""
+    import torch
+
+    return torch.from_numpy(np.load(npy_path, mmap_mode="c"))
+
+
 BLOCKS_KEY = b"kgmerge.blocks"
 
 

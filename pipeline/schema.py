@@ -11,6 +11,7 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         input/labelled                          ingest        Parquet, LABELLED (where the source has it)
         node_index                              features      Parquet, NODE_INDEX
         node_features.parquet                   features      one Arrow file, NODE_FEATURE (row i = nid i)
+        node_features.npy                       score         the same as a float32 matrix, memory-mapped by workers
         lexical_terms                           features      Parquet (nid, term, w), where features.lexical
         relations.json                          extract       relation vocabulary (name -> id)
         candidates                              block         Parquet, CANDIDATE
@@ -249,6 +250,10 @@ class Paths:
     @property
     def node_features(self) -> Path:
         return self.run / "node_features.parquet"
+
+    @property
+    def node_feature_matrix(self) -> Path:
+        return self.run / "node_features.npy"
 
     @property
     def lexical_terms(self) -> Path:

@@ -60,18 +60,17 @@ def node_keys(index_path: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _level0(features_path: str, stamp: int):
-    """The level-0 matrix, on the CPU: loaded once per Python worker and shared by every round
-    (a round adds only its anchored rows, see ``model.features.AnchoredFeatures``)."""
-    import torch
+def _level0(matrix_path: str, stamp: int):
+    """The level-0 matrix, on the CPU, memory-mapped: one copy in the page cache for all the
+    Python workers of a machine, and for every round (a round adds only its anchored rows,
+    see ``model.features.AnchoredFeatures``)."""
+    from model.features import map_matrix_file
 
-    from model.features import load_feature_matrix
-
-    return torch.from_numpy(load_feature_matrix(features_path))
+    return map_matrix_file(matrix_path)
 
 
 @lru_cache(maxsize=2)
-def _scorer(model_dir: str, features_path: str, index_path: str, anchors_path: str, device: str, stamp: tuple):
+def _scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, device: str, stamp: tuple):
     import torch
 
     from model import checkpoint
@@ -83,10 +82,10 @@ def _scorer(model_dir: str, features_path: str, index_path: str, anchors_path: s
     if dev.type == "cpu":
         torch.set_num_threads(1)  # Spark runs one worker per core already
     ckpt = checkpoint.load(model_dir, device=str(dev))
-    features = _level0(features_path, stamp[1])  # stamp: mtimes of (weights, features, anchors)
+    features = _level0(matrix_path, stamp[1])  # stamp: mtimes of (weights, matrix, anchors)
     if features.shape[1] != ckpt.model.in_dim:
         raise ValueError(
-            f"model in {model_dir} expects {ckpt.model.in_dim}-d features, {features_path} has "
+            f"model in {model_dir} expects {ckpt.model.in_dim}-d features, {matrix_path} has "
             f"{features.shape[1]}: retrain, or score with the run that trained it"
         )
     anchors = read_anchors(anchors_path)
@@ -103,8 +102,8 @@ def score_partitions(paths: Paths, anchors_path: Path, device: str, batch_size: 
     with ``signatures_only``, SIGNATURE rows and no model run."""
     from model.checkpoint import WEIGHTS
 
-    files = (str(paths.model_dir), str(paths.node_features), str(paths.node_index), str(anchors_path))
-    stamp = _stamp(paths.model_dir / WEIGHTS, paths.node_features, anchors_path)
+    files = (str(paths.model_dir), str(paths.node_feature_matrix), str(paths.node_index), str(anchors_path))
+    stamp = _stamp(paths.model_dir / WEIGHTS, paths.node_feature_matrix, anchors_path)
 
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from model.infer import score_table
@@ -166,7 +165,7 @@ def _base_scores(spark, base: Paths | None, round_no: int, rounds: int, version:
 
 def run(ctx: StageContext) -> StageResult:
     from model import checkpoint
-    from model.features import feature_blocks
+    from model.features import feature_blocks, write_matrix_file
 
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
     shards = spark.read.parquet(str(paths.shards)).drop("shard")
@@ -175,6 +174,7 @@ def run(ctx: StageContext) -> StageResult:
     checkpoint.require_compatible(paths.model_dir, feature_blocks(paths.node_features),
                                   json.loads(paths.relations.read_text()))
     ckpt = checkpoint.load(paths.model_dir)
+    write_matrix_file(paths.node_features, paths.node_feature_matrix)  # what the workers map
     seeds = read_anchors(paths.anchors(0))
     rounds = cfg.collective.rounds if cfg.collective.enabled else 1
     anchors_per_round, rescored_per_round = [], []

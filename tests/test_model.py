@@ -1,14 +1,17 @@
 """The CG-MuAlign model on hand-built pairs: no Spark."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from model import checkpoint
 from model.evaluate import average_precision, best_f1, recall_at_precision
-from model.features import anchored_features
+from model.features import anchored_features, map_matrix_file, write_matrix_file
 from model.infer import score_table
 from model.network import CGMuAlign, ModelConfig
 from model.shards import PairBatch
@@ -78,6 +81,22 @@ def test_anchored_features_replace_only_the_anchored_rows_by_their_pair_means():
     torch.testing.assert_close(anchored[ids], expected[ids])
     torch.testing.assert_close(anchored[3:9], expected[3:9])
     assert anchored.base is feats  # no copy of the matrix
+
+
+def test_the_matrix_file_maps_the_parquet_features_and_follows_a_rewrite(tmp_path):
+    parquet, npy = tmp_path / "node_features.parquet", tmp_path / "node_features.npy"
+
+    def write(values: np.ndarray) -> None:
+        pq.write_table(pa.table({"nid": np.arange(len(values)),
+                                 "vec": pa.array(list(values), pa.list_(pa.float32()))}), parquet)
+
+    first = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    write(first)
+    np.testing.assert_array_equal(map_matrix_file(write_matrix_file(parquet, npy)).numpy(), first)
+    write(first + 1)  # the features stage reran: the matrix file is stale and is rewritten
+    stale = npy.stat().st_mtime_ns
+    os.utime(parquet, ns=(stale + 1_000_000, stale + 1_000_000))
+    np.testing.assert_array_equal(map_matrix_file(write_matrix_file(parquet, npy)).numpy(), first + 1)
 
 
 def test_a_pair_never_sees_its_own_answer_and_ignores_its_batch():
