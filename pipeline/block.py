@@ -9,7 +9,7 @@ and reordered tokens), cosine similarity computed by an inverted-index join on s
 then the ``top_k`` best partners of each entity, from each side. n-grams found in more than
 ``max_df`` of a type's names are dropped before the join: they carry almost no weight and
 would make the join quadratic. For large graphs (docs/scaling.md): ``unit: words`` joins on
-words instead of n-grams, ``max_postings`` drops any term more than that many names of a side
+words instead of n-grams (``word_pairs``: and on pairs of adjacent words), ``max_postings`` drops any term more than that many names of a side
 hold (at most max_postings² pairs per term), and ``prefix`` finds pairs only through each
 name's rarest terms (prefix filtering), still scoring them on every shared term.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipeline.config import BlockConfig
@@ -31,10 +31,11 @@ from pipeline.stage import StageContext, StageResult
 
 def ngram_weights(nodes: DataFrame, n: int, max_df: float, unit: str = "chars") -> DataFrame:
     """(kg, type, id, gram, w): L2-normalised TF-IDF weights of each node's character n-grams
-    (``unit`` "chars") or words ("words")."""
-    if unit == "words":
+    (``unit`` "chars"), words ("words"), or words and adjacent word pairs ("word_pairs")."""
+    if unit in ("words", "word_pairs"):
         words = F.filter(F.split(name_key(F.col("name")), r"[^\p{L}\p{N}]+"), lambda w: F.length(w) > 0)
-        grams = nodes.select("kg", "type", "id", F.explode(words).alias("gram"))
+        terms = words if unit == "words" else F.concat(words, adjacent_word_pairs(words))
+        grams = nodes.select("kg", "type", "id", F.explode(terms).alias("gram"))
     else:
         padded = F.concat(F.lit(" "), name_key(F.col("name")), F.lit(" "))
         grams = nodes.select("kg", "type", "id", padded.alias("s")).select(
@@ -54,6 +55,14 @@ def ngram_weights(nodes: DataFrame, n: int, max_df: float, unit: str = "chars") 
     # a small type (ten years) keeps all its grams; otherwise the very common ones go
     frequent = (F.col("df") > F.col("n_type") * max_df) & (F.col("df") > 20)
     return w.where(~frequent).select("kg", "type", "id", "gram", "w")
+
+
+def adjacent_word_pairs(words: Column) -> Column:
+    """["deep", "graph", "networks"] -> ["deep graph", "graph networks"]. On a large graph every
+    common word is crowded (held by more names than ``max_postings``) and dropped; the pairs of
+    words next to each other are far rarer and still find the names that share them."""
+    rest = F.greatest(F.size(words) - 1, F.lit(0))
+    return F.zip_with(F.slice(words, 1, rest), F.slice(words, 2, rest), lambda x, y: F.concat_ws(" ", x, y))
 
 
 def anchor_sims(edges: DataFrame, seeds: DataFrame, max_degree: int) -> DataFrame:

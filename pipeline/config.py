@@ -86,9 +86,11 @@ class BlockConfig(_Strict):
     max_anchor_degree: int = Field(500, ge=1, description="anchors: skip neighbours of higher degree")
     # Candidates kept per entity, from each side, per node type ("default" for the rest).
     top_k: dict[str, int] = {"default": 10}
-    # The terms of the TF-IDF name representation: character n-grams (robust to typos) or
-    # words (far fewer shared terms on large graphs: docs/scaling.md), and the n-gram length.
-    unit: Literal["chars", "words"] = "chars"
+    # The terms of the TF-IDF name representation: character n-grams (robust to typos), words
+    # (far fewer shared terms on large graphs: docs/scaling.md), or words and adjacent word
+    # pairs (the pairs still join names whose every word is crowded out by max_postings), and
+    # the n-gram length.
+    unit: Literal["chars", "words", "word_pairs"] = "chars"
     ngram: int = Field(3, ge=2, le=5)
     # n-grams found in more than this share of a type's names carry almost no signal and
     # would blow up the join; they are dropped.
@@ -134,6 +136,9 @@ class TrainConfig(_Strict):
     # at most this many train links are fitted on (a seeded sample; all of them still anchor the
     # collective model): the fit's cost then stops growing with the graph (docs/scaling.md)
     max_links: int | None = Field(None, ge=1)
+    # likewise for the valid links whose candidate pairs are scored after every epoch to pick
+    # the threshold: at most this many (a seeded sample), so each epoch's check stops growing too
+    max_valid_links: int | None = Field(None, ge=1)
     # torch threads for the fit. The batches are small (a few hundred pairs of 10x10 blocks):
     # one thread is as fast as two on this 2-core machine, and two threads slow down up to 18x
     # whenever another process holds a core (measured: 10 batches 0.94 s vs 17.1 s).

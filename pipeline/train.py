@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from model import checkpoint
 from model.features import anchored_features, feature_blocks, load_feature_matrix
 from model.train import fit
+from pipeline.config import TrainConfig
 from pipeline.extract import pair_rows, read_terms
 from pipeline.stage import StageContext, StageResult
 
@@ -99,6 +100,22 @@ def read_anchors(path) -> np.ndarray:
     return pd.read_parquet(path)[["nid_a", "nid_b"]].to_numpy(dtype=np.int64)
 
 
+def seeded_sample(links: DataFrame, limit: int | None, seed: int) -> DataFrame:
+    """At most ``limit`` of the links, the same ones on every run with this seed (None: all)."""
+    if not limit:
+        return links
+    return links.orderBy(F.xxhash64("id_a", "id_b", F.lit(seed)), "id_a", "id_b").limit(limit)
+
+
+def valid_links(gold: DataFrame, cfg: TrainConfig) -> DataFrame:
+    """(id_a, id_b, type) of the valid links the threshold is chosen on: those of the trained
+    types, at most ``max_valid_links`` of them."""
+    valid = gold.where("split = 'valid'")
+    if cfg.train_types:
+        valid = valid.where(F.col("type").isin(cfg.train_types))
+    return seeded_sample(valid, cfg.max_valid_links, cfg.seed).select("id_a", "id_b", "type")
+
+
 def build_rows(ctx: StageContext) -> DataFrame:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
     gold = spark.read.parquet(str(paths.gold))
@@ -109,10 +126,8 @@ def build_rows(ctx: StageContext) -> DataFrame:
     if cfg.train_types:
         gold = gold.where(F.col("type").isin(cfg.train_types))
 
-    pos = gold.where("split = 'train'").select(
+    pos = seeded_sample(gold.where("split = 'train'"), cfg.max_links, cfg.seed).select(
         "id_a", "id_b", "type", F.xxhash64("id_a", "id_b").alias("group"))
-    if cfg.max_links:
-        pos = pos.orderBy(F.xxhash64("id_a", "id_b", F.lit(cfg.seed)), "id_a", "id_b").limit(cfg.max_links)
     pos_pd = pos.toPandas()
     if pos_pd.empty:
         raise ValueError("no gold links with split 'train': the train stage needs labelled pairs")
@@ -130,7 +145,7 @@ def build_rows(ctx: StageContext) -> DataFrame:
         valid = labelled.where("split = 'valid'").select(
             "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"), "label", "split")
     else:
-        valid_gold = gold.where("split = 'valid'").select("id_a", "id_b", "type")
+        valid_gold = valid_links(gold, cfg)
         touching = cands.join(valid_gold.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
             cands.join(valid_gold.select("id_b", "type"), ["id_b", "type"], "left_semi"))
         valid = touching.select("id_a", "id_b", "type").unionByName(valid_gold).distinct()
@@ -178,10 +193,7 @@ def run(ctx: StageContext) -> StageResult:
     if paths.labelled.exists():  # the benchmark's valid pairs are all there is to find
         n_valid_gold = int((valid_rows.column("label").to_numpy() == 1).sum())
     else:  # every valid link, including those blocking lost
-        valid_gold = spark.read.parquet(str(paths.gold)).where("split = 'valid'")
-        if cfg.train.train_types:
-            valid_gold = valid_gold.where(F.col("type").isin(cfg.train.train_types))
-        n_valid_gold = valid_gold.count()
+        n_valid_gold = valid_links(spark.read.parquet(str(paths.gold)), cfg.train).count()
     relations = json.loads(paths.relations.read_text())
     features = torch.from_numpy(load_feature_matrix(paths.node_features))
     blocks = tuple(size for _, size in feature_blocks(paths.node_features))

@@ -96,6 +96,28 @@ def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(s
     assert best(BlockConfig(**base, prefix=2))[0] == found
 
 
+def test_word_pairs_find_names_whose_every_word_is_crowded(spark):
+    """On a large graph every common word is held by more names than max_postings and dropped;
+    block.unit word_pairs still joins names through their adjacent word pairs."""
+    from pipeline.block import ngram_weights, top_k_pairs
+    from pipeline.config import BlockConfig
+
+    titles = ["alpha beta gamma", "beta gamma alpha", "gamma alpha beta", "alpha gamma beta"]
+    nodes = spark.createDataFrame([(kg, "paper", f"{kg}{i}", t) for kg in ("A", "B") for i, t in enumerate(titles)],
+                                  "kg string, type string, id string, name string")
+
+    def pairs(unit: str) -> set[tuple[str, str]]:
+        cfg = BlockConfig(unit=unit, max_df=1.0, min_sim=0.01, top_k={"default": 1}, max_postings=3)
+        return {(p.id_a, p.id_b) for p in
+                top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, ["paper"]).collect()}
+
+    assert pairs("words") == set()  # each word is in all four names of a side: every one is dropped
+    terms = {r.gram for r in ngram_weights(nodes, 3, 1.0, "word_pairs").where("id = 'A0'").collect()}
+    assert terms == {"alpha", "beta", "gamma", "alpha beta", "beta gamma"}
+    # A0 shares both its pairs with B0, one with B1 and B2: each name's best partner is its copy
+    assert pairs("word_pairs") == {(f"A{i}", f"B{i}") for i in range(4)}
+
+
 def test_identity_vectors_are_fixed_per_node_and_differ_between_nodes(spark):
     df = spark.createDataFrame([("A", "n1"), ("B", "n1"), ("A", "n2")], "kg string, id string")
     first = [np.array(r.v) for r in df.select(identity_vector(16).alias("v")).collect()]
