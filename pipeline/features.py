@@ -185,6 +185,25 @@ def lexical_terms(texts: DataFrame) -> DataFrame:
         "kg", "id", "term", (F.col("w") / F.col("norm")).cast("float").alias("w"))
 
 
+def with_dense_index(df: DataFrame, order: list[str], name: str) -> DataFrame:
+    """``df`` with a column ``name``: 0, 1, 2, ... in ``order`` (which must be unique), computed
+    in parallel: rows are range-partitioned, numbered within their partition, and each
+    partition's numbers shifted by the row count of the partitions before it. (A row_number
+    over one global window would move every row into a single task.)"""
+    parts = max(1, int(df.sparkSession.conf.get("spark.sql.shuffle.partitions")))
+    # materialised once, so the counts and the numbering see the same partitioning
+    ranked = (df.repartitionByRange(parts, *order).withColumn("_part", F.spark_partition_id())
+              .withColumn("_local", F.row_number().over(Window.partitionBy("_part").orderBy(*order)) - 1)
+              .localCheckpoint())
+    counts = sorted((r["_part"], r["count"]) for r in ranked.groupBy("_part").count().collect())
+    offsets, total = [], 0
+    for part, count in counts:
+        offsets += [F.lit(part), F.lit(total)]
+        total += count
+    offset = F.create_map(*offsets)[F.col("_part")] if offsets else F.lit(0)
+    return ranked.select((offset + F.col("_local")).cast("int").alias(name), *df.columns)
+
+
 def run(ctx: StageContext) -> StageResult:
     spark, paths = ctx.spark, ctx.paths
     nodes = spark.read.parquet(str(paths.nodes)).withColumn("name_key", name_key(F.col("name")))
@@ -209,10 +228,7 @@ def run(ctx: StageContext) -> StageResult:
     encode_seconds = round(time.time() - encode_start, 1)
 
     # nid: dense index over (kg, id), the row of the node's vector in node_features.parquet
-    index = nodes.select(
-        (F.row_number().over(Window.orderBy("kg", "id")) - 1).cast("int").alias("nid"),
-        "kg", "id", "type", "name", "name_key",
-    )
+    index = with_dense_index(nodes.select("kg", "id", "type", "name", "name_key"), ["kg", "id"], "nid")
     index.drop("name_key").write.mode("overwrite").parquet(str(paths.node_index))
     index = spark.read.parquet(str(paths.node_index))
     with_keys = index.join(nodes.select("kg", "id", "name_key"), ["kg", "id"])

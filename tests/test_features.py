@@ -125,3 +125,13 @@ def test_identity_vectors_are_fixed_per_node_and_differ_between_nodes(spark):
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not np.allclose(first[0], first[1]) and not np.allclose(first[0], first[2])
     assert 0.3 < np.linalg.norm(first[0]) < 2.0
+
+
+def test_dense_index_numbers_rows_in_order_without_gaps(spark):
+    from pipeline.features import with_dense_index
+
+    df = spark.range(0, 1001).select(F.when(F.col("id") % 3 == 0, "B").otherwise("A").alias("kg"),
+                                     (F.col("id") * 617 % 1001).cast("string").alias("id")).repartition(7)
+    rows = sorted(with_dense_index(df, ["kg", "id"], "nid").collect(), key=lambda r: r.nid)
+    assert [r.nid for r in rows] == list(range(1001))
+    assert [(r.kg, r.id) for r in rows] == sorted((r.kg, r.id) for r in df.collect())
