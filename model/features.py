@@ -198,10 +198,18 @@ class AnchoredFeatures:
 
         if isinstance(ids, slice):
             ids = torch.arange(*ids.indices(len(self.base)), device=self.base.device)
-        out = self.base[ids]
+        return self.index_select(0, ids.reshape(-1)).view(*ids.shape, *self.base.shape[1:])
+
+    def index_select(self, dim: int, ids):
+        """The rows ``ids`` (1-d), like ``Tensor.index_select(0, ids)``."""
+        import torch
+
+        if dim != 0:
+            raise ValueError("AnchoredFeatures selects rows only (dim 0)")
+        out = self.base.index_select(0, ids)
         pos = torch.searchsorted(self.rows, ids).clamp_max(len(self.rows) - 1)
         hit = self.rows[pos] == ids
-        out[hit] = self.vectors[pos[hit]]
+        out[hit] = self.vectors.index_select(0, pos[hit])
         return out
 
     def to(self, device) -> "AnchoredFeatures":

@@ -17,6 +17,14 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 
+def gather_rows(t: Tensor, index: Tensor) -> Tensor:
+    """``t[index]`` for an integer tensor ``index`` of any shape: the rows of ``t`` it names.
+    ``index_select`` underneath, which on the CPU copies rows several times faster than
+    advanced indexing (``aten::index`` was over half of the scorer's time). ``t`` may also be
+    ``model.features.AnchoredFeatures``."""
+    return t.index_select(0, index.reshape(-1)).view(*index.shape, *t.shape[1:])
+
+
 class RelationProjection(nn.Module):
     """W_r x for every relation r, as a basis decomposition: W_r = sum_b coef[r, b] V_b.
 
@@ -58,10 +66,13 @@ class RelationProjection(nn.Module):
         coef = self.coef(rels)  # [k, B]
         weight = torch.einsum("kb,boi->koi", coef, self.bases.weight.view(self.num_bases, self.out_dim, -1))
         bias = coef @ self.bases.bias.view(self.num_bases, self.out_dim)
-        order = torch.argsort(flat_rel, stable=True)
-        pieces = torch.split(flat_x[order], counts.tolist())
-        out_sorted = torch.cat([F.linear(p, weight[k], bias[k]) for k, p in enumerate(pieces)])
-        return out_sorted[torch.argsort(order)].view(*x.shape[:-1], self.out_dim)
+        grouped = bool((flat_rel[1:] >= flat_rel[:-1]).all())  # rows already in relation order
+        order = None if grouped else torch.argsort(flat_rel, stable=True)
+        pieces = torch.split(flat_x if grouped else gather_rows(flat_x, order), counts.tolist())
+        out = torch.cat([F.linear(p, weight[k], bias[k]) for k, p in enumerate(pieces)])
+        if not grouped:
+            out = gather_rows(out, torch.argsort(order))
+        return out.view(*x.shape[:-1], self.out_dim)
 
 
 class RelationalMeanConv(MessagePassing):
@@ -79,13 +90,18 @@ class RelationalMeanConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
         return self.combine(x, self.neighbour_half(x, edge_index, edge_type))
 
-    def neighbour_half(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
-        """mean_j W_r x_j per node; W_r x_j is computed once per distinct (node, relation), not
-        per edge (a node under one relation is the child of many targets)."""
-        num_rel = self.rel_proj.num_relations
-        distinct, inverse = torch.unique(edge_index[0] * num_rel + edge_type, return_inverse=True)
-        projected = self.rel_proj(x[distinct // num_rel], distinct % num_rel)
-        return self.propagate(edge_index, projected=projected[inverse], size=(x.shape[0], x.shape[0]))
+    def neighbour_half(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, num_targets: int | None = None) -> Tensor:
+        """mean_j W_r x_j per target node [num_targets, half]. ``x`` holds the sources' rows
+        (edge_index[0] indexes it, and may be the whole feature matrix, or
+        ``model.features.AnchoredFeatures``: only the rows used are read); edge_index[1] indexes
+        the targets (default: the same nodes as x). W_r x_j is computed once per distinct
+        (node, relation), not per edge (a node under one relation is the child of many targets),
+        ordered by relation so that the projection needs no sort of its own."""
+        num_src = x.shape[0]
+        distinct, inverse = torch.unique(edge_type * num_src + edge_index[0], return_inverse=True)
+        projected = self.rel_proj(gather_rows(x, distinct % num_src), distinct // num_src)
+        size = (num_src, num_src if num_targets is None else num_targets)
+        return self.propagate(edge_index, projected=gather_rows(projected, inverse), size=size)
 
     def combine(self, x_self: Tensor, neighbours: Tensor) -> Tensor:
         return F.relu(torch.cat([self.self_proj(x_self), neighbours], dim=-1))

@@ -16,11 +16,12 @@ on its own row only, never on the other pairs of its batch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from model.layers import CollectiveAgg, RelationalMeanConv, Side
+from model.layers import CollectiveAgg, RelationalMeanConv, Side, gather_rows
 from model.shards import PairBatch
 
 
@@ -61,6 +62,15 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _unique_first(keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(distinct keys, the position of each one's first occurrence, inverse) of a 1-d tensor."""
+    distinct, inverse = torch.unique(keys, return_inverse=True)
+    positions = torch.arange(len(keys), device=keys.device)
+    first = torch.full((len(distinct),), len(keys), dtype=positions.dtype, device=keys.device)
+    first = first.scatter_reduce(0, inverse, positions, "amin", include_self=True)
+    return distinct, first, inverse
 
 
 @dataclass
@@ -111,96 +121,122 @@ class CGMuAlign(nn.Module):
         names = ("graph_weight", "level0_weight", "lexical_weight", "neighbour_match_weight")
         return [p for n, p in self.named_parameters() if n in names]
 
-    def _own_centre_correction(self, x: Tensor, x_nbr: Tensor, centre: Tensor, returns: Tensor,
-                               num_slots: int) -> tuple[Tensor, Tensor]:
+    def _own_centre_correction(self, x_own: Tensor, nbr: Callable[[Tensor], Tensor], centre: Tensor,
+                               returns: Tensor, num_slots: int) -> tuple[Tensor, Tensor]:
         """Where a pair's centre comes back as a two-hop node, the one-hop node's mean message
         carries the centre's anchored vector (its match's features folded in: the answer). Per
         pair and one-hop slot, this swaps that term back to the centre's own vector, so no pair
         sees its own answer and a pair's score does not depend on the other pairs of its batch.
-        x, x_nbr: [L, in] the batch nodes' own and anchored vectors; centre: [P] the pairs'
-        centres (local index); returns: [K, 4] (pair, slot, relation, child count); num_slots: N.
-        Returns (flat slots pair * N + slot [U], the
-        change to each one's mean message [U, half])."""
+        x_own: [P, in] the pairs' centres' own vectors; nbr: local node indices -> their anchored
+        vectors; centre: [P] the pairs' centres (local index); returns: [K, 4] (pair, slot,
+        relation, child count); num_slots: N.
+        Returns (flat slots pair * N + slot [U], the change to each one's mean message [U, half])."""
         pair, slot, rel, count = returns.unbind(1)
         if not self.config.relation_aware:
             rel = torch.zeros_like(rel)
         conv = self.layer1
         num_rel = self.num_relations
         # once per distinct (centre, relation): a centre is in several pairs of a batch
-        distinct, inverse = torch.unique(centre[pair] * num_rel + rel, return_inverse=True)
-        node, node_rel = distinct // num_rel, distinct % num_rel
-        term = (conv.rel_proj(x[node], node_rel) - conv.rel_proj(x_nbr[node], node_rel))[inverse]
+        distinct, first, inverse = _unique_first(centre[pair] * num_rel + rel)
+        node_rel = distinct % num_rel
+        own = gather_rows(x_own, pair[first])
+        term = (conv.rel_proj(own, node_rel) - conv.rel_proj(nbr(distinct // num_rel), node_rel))[inverse]
         slots, row = torch.unique(pair * num_slots + slot, return_inverse=True)
         out = torch.zeros(len(slots), term.shape[-1], dtype=term.dtype, device=term.device)
         out.index_add_(0, row, term / count.unsqueeze(1).to(term.dtype))
         return slots, out
 
-    def _projected_neighbours(self, h1_nodes: Tensor, hop1: Tensor, rel: Tensor,
+    def _projected_neighbours(self, nbr: Callable[[Tensor], Tensor], messages: Tensor, hop1: Tensor, rel: Tensor,
                               corrected: tuple[Tensor, Tensor] | None) -> Tensor:
-        """W_r h_j for every one-hop slot [P, N, half]. The same node under the same relation
-        fills many slots of a batch (an author of every candidate pair of its paper), so the
-        projection runs once per distinct (node, relation); only slots whose vector the
-        own-centre correction changed (``corrected``: flat slots and their h_j) get their own."""
+        """W_r h_j for every one-hop slot [P, N, half], h_j the first layer's output of the
+        one-hop node (its anchored vector and its mean message). The same node under the same
+        relation fills many slots of a batch (an author of every candidate pair of its paper),
+        so h_j and its projection run once per distinct (node, relation); only slots whose
+        message the own-centre correction changed (``corrected``: flat slots and their new
+        message) get their own."""
         num_rel = self.num_relations
         key = (hop1 * num_rel + rel).reshape(-1)
         distinct, inverse = torch.unique(key, return_inverse=True)
-        z = self.layer2.project_neighbours(h1_nodes[distinct // num_rel], distinct % num_rel)[inverse]
+        node = distinct // num_rel
+        h = self.layer1.combine(nbr(node), gather_rows(messages, node))
+        z = gather_rows(self.layer2.project_neighbours(h, distinct % num_rel), inverse)
         if corrected is not None:
-            slots, h = corrected
+            slots, message = corrected
+            node = hop1.reshape(-1)[slots]
+            h = self.layer1.combine(nbr(node), message)
             z[slots] = self.layer2.project_neighbours(h, rel.reshape(-1)[slots])
         return z.view(*hop1.shape, -1)
 
     def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None) -> PairOutput:
         """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
-        anchored: the same with aligned pairs merged (see the module docstring), or None."""
-        x = features[batch.node_ids]
-        x_nbr = x if anchored is None else anchored[batch.node_ids]
+        anchored: the same with aligned pairs merged (see the module docstring), or None.
+
+        Only what the pair distance reads is computed: the first layer's mean messages at the
+        centres and one-hop nodes (from every batch node's anchored vector), its output at the
+        pairs' centres (own vectors) and at the distinct one-hop nodes (anchored vectors)."""
+        source = features if anchored is None else anchored  # what a node read as a neighbour holds
+
+        def nbr(local: Tensor) -> Tensor:  # the batch nodes' (local indices) neighbour vectors
+            return gather_rows(source, gather_rows(batch.node_ids, local))
+
         edge_type, rel_a, rel_b = batch.edge_type, batch.rel_a, batch.rel_b
         if not self.config.relation_aware:
             edge_type, rel_a, rel_b = (torch.zeros_like(t) for t in (edge_type, rel_a, rel_b))
-        messages = self.layer1.neighbour_half(x_nbr, batch.edge_index, edge_type)
-        h1_centre = self.layer1.combine(x, messages)
-        # a node seen as someone's neighbour: its anchored vector (the same as its own without anchors)
-        h1_neighbour = h1_centre if anchored is None else self.layer1.combine(x_nbr, messages)
-        sides = []
+        # children as rows of the whole matrix: each distinct one is read from it once
+        child, target = batch.edge_index
+        messages = self.layer1.neighbour_half(
+            source, torch.stack([gather_rows(batch.node_ids, child), target]), edge_type, len(batch.node_ids))
+        sides, own = [], []
         for centre, hop1, rel, mask, returns in ((batch.centre_a, batch.hop1_a, rel_a, batch.mask_a, batch.returns_a),
                                                  (batch.centre_b, batch.hop1_b, rel_b, batch.mask_b, batch.returns_b)):
+            x_own = gather_rows(features, gather_rows(batch.node_ids, centre))
             corrected = None
             if anchored is not None and len(returns):
-                slots, change = self._own_centre_correction(x, x_nbr, centre, returns, hop1.shape[1])
-                node = hop1.reshape(-1)[slots]
-                corrected = slots, self.layer1.combine(x_nbr[node], messages[node] + change)
-            z = self._projected_neighbours(h1_neighbour, hop1, rel, corrected)
-            sides.append(Side(h1_centre[centre], z, rel, mask))
+                slots, change = self._own_centre_correction(x_own, nbr, centre, returns, hop1.shape[1])
+                corrected = slots, gather_rows(messages, hop1.reshape(-1)[slots]) + change
+            z = self._projected_neighbours(nbr, messages, hop1, rel, corrected)
+            sides.append(Side(self.layer1.combine(x_own, gather_rows(messages, centre)), z, rel, mask))
+            own.append(x_own)
         a, b = sides
         h_a, h_b, w_a, w_b = self.layer2(a, b)
         distance = torch.sqrt(((h_a - h_b) ** 2).sum(-1) + 1e-9)
         if self.config.level0_skip:
             softplus = nn.functional.softplus
             distance = softplus(self.graph_weight) * distance
-            x_a, x_b = x[batch.centre_a], x[batch.centre_b]
+            x_a, x_b = own
             weight = softplus(self.level0_weight)
             for k, diff in enumerate(torch.split(x_a - x_b, self.level0_blocks, dim=-1)):
                 distance = distance + weight[k] * torch.sqrt((diff ** 2).sum(-1) + 1e-9)
             if self.config.lexical_similarity:
                 distance = distance + softplus(self.lexical_weight) * (1 - batch.lex_sim)
         if self.config.neighbour_match:
-            distance = distance + self._neighbour_mismatch(x_nbr, batch, rel_a, rel_b)
+            distance = distance + self._neighbour_mismatch(nbr, batch, rel_a, rel_b)
         return PairOutput(distance, w_a, w_b)
 
-    def _neighbour_mismatch(self, x_nbr: Tensor, batch: PairBatch, rel_a: Tensor, rel_b: Tensor) -> Tensor:
+    def _neighbour_mismatch(self, nbr: Callable[[Tensor], Tensor], batch: PairBatch, rel_a: Tensor,
+                            rel_b: Tensor) -> Tensor:
         """sum_r softplus(u_r) * mean over both centres' r-neighbours of (1 - best name cosine to
         the other centre's r-neighbours); a neighbour whose relation the other centre lacks
-        counts nothing (a missing attribute is not a different one). Returns [P]."""
+        counts nothing (a missing attribute is not a different one). Returns [P].
+
+        Only the (a-neighbour, b-neighbour) slot pairs of a pair that share a relation are
+        compared, as a flat list: most pairs fill a few of their padded slots."""
         name = self.level0_blocks[0]
-        v_a = nn.functional.normalize(x_nbr[batch.hop1_a][..., :name], dim=-1)  # [P, Na, d]
-        v_b = nn.functional.normalize(x_nbr[batch.hop1_b][..., :name], dim=-1)
+        num_pairs, width = batch.hop1_a.shape
         same = ((rel_a.unsqueeze(2) == rel_b.unsqueeze(1))
                 & batch.mask_a.unsqueeze(2) & batch.mask_b.unsqueeze(1))  # [P, Na, Nb]
-        cos = (v_a @ v_b.transpose(1, 2)).masked_fill(~same, -2.0)
+        pair, i, j = same.nonzero(as_tuple=True)
+        # unit name vectors once per distinct one-hop node, then one dot product per compared slot pair
+        node_a, node_b = batch.hop1_a[pair, i], batch.hop1_b[pair, j]
+        nodes, inverse = torch.unique(torch.cat([node_a, node_b]), return_inverse=True)
+        unit = nn.functional.normalize(nbr(nodes)[:, :name], dim=-1)
+        cos = (gather_rows(unit, inverse[: len(pair)]) * gather_rows(unit, inverse[len(pair):])).sum(-1)
         weight = nn.functional.softplus(self.neighbour_match_weight)
-        total = torch.zeros(cos.shape[0], dtype=cos.dtype, device=cos.device)
-        for best, rel, has in ((cos.amax(2), rel_a, same.any(2)), (cos.amax(1), rel_b, same.any(1))):
+        total = torch.zeros(num_pairs, dtype=cos.dtype, device=cos.device)
+        for slot, rel, has in ((i, rel_a, same.any(2)), (j, rel_b, same.any(1))):
+            flat = pair * width + slot
+            best = torch.full((num_pairs * width,), -2.0, dtype=cos.dtype, device=cos.device)
+            best = best.scatter_reduce(0, flat, cos, "amax", include_self=True).view(num_pairs, width)
             # each relation counts once per centre, however many neighbours it has
             peers = ((rel.unsqueeze(2) == rel.unsqueeze(1)) & has.unsqueeze(1)).sum(-1).clamp_min(1)
             total = total + (has * weight[rel] * (1 - best) / peers).sum(-1)
