@@ -10,7 +10,7 @@ import pyarrow as pa
 import torch
 
 from model.network import CGMuAlign
-from model.shards import PairBatch
+from model.shards import PairBatch, node_edges
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -26,14 +26,25 @@ def score_table(
     features: torch.Tensor,
     batch_size: int = 2048,
     anchored: torch.Tensor | None = None,
+    messages: torch.Tensor | None = None,
 ) -> np.ndarray:
     """exp(-distance) for every row, in row order. ``features`` (and ``anchored``, the features
-    with aligned pairs merged, see model/network.py) live on the model's device."""
+    with aligned pairs merged, see model/network.py) live on the model's device; ``messages``,
+    every node's first-layer message (``node_messages``), saves recomputing them per batch."""
     if isinstance(rows, pa.RecordBatch):
         rows = pa.Table.from_batches([rows])
     device = features.device
     out = np.empty(rows.num_rows, dtype=np.float64)
     for start in range(0, rows.num_rows, batch_size):
         batch = PairBatch.from_arrow(rows.slice(start, batch_size)).to(device)
-        out[start : start + batch.num_pairs] = model(batch, features, anchored).score.double().cpu().numpy()
+        out[start : start + batch.num_pairs] = model(batch, features, anchored, messages).score.double().cpu().numpy()
     return out
+
+
+@torch.inference_mode()
+def node_messages(neighbourhoods: pa.Table, model: CGMuAlign, features: torch.Tensor,
+                  anchored: torch.Tensor | None = None) -> torch.Tensor:
+    """Every node's first-layer message for ``score_table``, from the run's neighbourhoods
+    (extract's NEIGHBOURHOOD rows), with these features and anchors: once per scoring round."""
+    edges = torch.from_numpy(node_edges(neighbourhoods)).to(features.device)
+    return model.node_messages(features, edges, anchored)

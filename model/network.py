@@ -146,7 +146,8 @@ class CGMuAlign(nn.Module):
         out.index_add_(0, row, term / count.unsqueeze(1).to(term.dtype))
         return slots, out
 
-    def _projected_neighbours(self, nbr: Callable[[Tensor], Tensor], messages: Tensor, hop1: Tensor, rel: Tensor,
+    def _projected_neighbours(self, nbr: Callable[[Tensor], Tensor], message: Callable[[Tensor], Tensor],
+                              hop1: Tensor, rel: Tensor,
                               corrected: tuple[Tensor, Tensor] | None) -> Tensor:
         """W_r h_j for every one-hop slot [P, N, half], h_j the first layer's output of the
         one-hop node (its anchored vector and its mean message). The same node under the same
@@ -158,7 +159,7 @@ class CGMuAlign(nn.Module):
         key = (hop1 * num_rel + rel).reshape(-1)
         distinct, inverse = torch.unique(key, return_inverse=True)
         node = distinct // num_rel
-        h = self.layer1.combine(nbr(node), gather_rows(messages, node))
+        h = self.layer1.combine(nbr(node), message(node))
         z = gather_rows(self.layer2.project_neighbours(h, distinct % num_rel), inverse)
         if corrected is not None:
             slots, message = corrected
@@ -167,9 +168,36 @@ class CGMuAlign(nn.Module):
             z[slots] = self.layer2.project_neighbours(h, rel.reshape(-1)[slots])
         return z.view(*hop1.shape, -1)
 
-    def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None) -> PairOutput:
+    @torch.no_grad()
+    def node_messages(self, features: Tensor, edges: Tensor, anchored: Tensor | None = None,
+                      chunk: int = 262_144) -> Tensor:
+        """The first layer's mean message of every node, [num_nodes, half], for scoring: a node's
+        message depends on its own sampled neighbours only, so it is computed once per node and
+        round instead of once per batch that meets the node. edges: [E, 3] (target, child,
+        relation) global node ids, every node's neighbour list once (``model.shards.node_edges``),
+        taken ``chunk`` edges at a time so that only a chunk's neighbour rows are in memory.
+        Nodes without neighbours get 0, as in ``forward``."""
+        source = features if anchored is None else anchored
+        edges = edges[torch.argsort(edges[:, 0], stable=True)]
+        out = torch.zeros(len(features), self.layer1.rel_proj.out_dim, dtype=features.dtype, device=features.device)
+        targets = edges[:, 0].contiguous()
+        bounds = torch.searchsorted(targets, targets[::chunk]).tolist() + [len(edges)]
+        for start, stop in zip(bounds[:-1], bounds[1:]):  # chunks end at a target boundary
+            if start == stop:
+                continue
+            target, child, rel = edges[start:stop].unbind(1)
+            if not self.config.relation_aware:
+                rel = torch.zeros_like(rel)
+            nodes, local = torch.unique(target, return_inverse=True)
+            out[nodes] = self.layer1.neighbour_half(source, torch.stack([child, local]), rel, len(nodes))
+        return out
+
+    def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None,
+                messages: Tensor | None = None) -> PairOutput:
         """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
-        anchored: the same with aligned pairs merged (see the module docstring), or None.
+        anchored: the same with aligned pairs merged (see the module docstring), or None;
+        messages: the first layer's messages of every node from ``node_messages`` with the same
+        features and anchors (scoring), or None: computed here for the batch's nodes (training).
 
         Only what the pair distance reads is computed: the first layer's mean messages at the
         centres and one-hop nodes (from every batch node's anchored vector), its output at the
@@ -182,10 +210,17 @@ class CGMuAlign(nn.Module):
         edge_type, rel_a, rel_b = batch.edge_type, batch.rel_a, batch.rel_b
         if not self.config.relation_aware:
             edge_type, rel_a, rel_b = (torch.zeros_like(t) for t in (edge_type, rel_a, rel_b))
-        # children as rows of the whole matrix: each distinct one is read from it once
-        child, target = batch.edge_index
-        messages = self.layer1.neighbour_half(
-            source, torch.stack([gather_rows(batch.node_ids, child), target]), edge_type, len(batch.node_ids))
+        if messages is None:
+            # children as rows of the whole matrix: each distinct one is read from it once
+            child, target = batch.edge_index
+            local_messages = self.layer1.neighbour_half(
+                source, torch.stack([gather_rows(batch.node_ids, child), target]), edge_type, len(batch.node_ids))
+
+            def message(local: Tensor) -> Tensor:
+                return gather_rows(local_messages, local)
+        else:
+            def message(local: Tensor) -> Tensor:
+                return gather_rows(messages, gather_rows(batch.node_ids, local))
         sides, own = [], []
         for centre, hop1, rel, mask, returns in ((batch.centre_a, batch.hop1_a, rel_a, batch.mask_a, batch.returns_a),
                                                  (batch.centre_b, batch.hop1_b, rel_b, batch.mask_b, batch.returns_b)):
@@ -193,9 +228,9 @@ class CGMuAlign(nn.Module):
             corrected = None
             if anchored is not None and len(returns):
                 slots, change = self._own_centre_correction(x_own, nbr, centre, returns, hop1.shape[1])
-                corrected = slots, gather_rows(messages, hop1.reshape(-1)[slots]) + change
-            z = self._projected_neighbours(nbr, messages, hop1, rel, corrected)
-            sides.append(Side(self.layer1.combine(x_own, gather_rows(messages, centre)), z, rel, mask))
+                corrected = slots, message(hop1.reshape(-1)[slots]) + change
+            z = self._projected_neighbours(nbr, message, hop1, rel, corrected)
+            sides.append(Side(self.layer1.combine(x_own, message(centre)), z, rel, mask))
             own.append(x_own)
         a, b = sides
         h_a, h_b, w_a, w_b = self.layer2(a, b)

@@ -48,19 +48,7 @@ class PairBatch:
         if isinstance(rows, pa.RecordBatch):
             rows = pa.Table.from_batches([rows])
         sides = {s: _side_arrays(rows, s) for s in ("a", "b")}
-        a, b = sides["a"], sides["b"]
-        # A node met several times (as a centre, as someone's neighbour) brings the same
-        # neighbour list each time: keep the edges of its first occurrence only.
-        occ_target = np.concatenate([a["occ_target"], b["occ_target"]])
-        edge_occ = np.concatenate([a["edge_occ"], b["edge_occ"] + len(a["occ_target"])])
-        first = np.zeros(len(occ_target), dtype=bool)
-        first[np.unique(occ_target, return_index=True)[1]] = True
-        keep = first[edge_occ]
-        edges = np.stack([
-            np.concatenate([a["edge_target"], b["edge_target"]])[keep],
-            np.concatenate([a["edge_child"], b["edge_child"]])[keep],
-            np.concatenate([a["edge_rel"], b["edge_rel"]])[keep],
-        ], axis=1)
+        edges = _edges_once(list(sides.values()))
         all_ids = np.concatenate(
             [edges[:, 0], edges[:, 1], sides["a"]["centre"], sides["b"]["centre"]]
         )
@@ -94,6 +82,30 @@ class PairBatch:
                 if "lex_sim" in rows.column_names else np.zeros(n_pairs, dtype=np.float32)),
             **out,
         )
+
+
+def _edges_once(sides: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """[E, 3] (target, child, relation) first-layer edges of ``_side_arrays`` outputs. A node
+    met several times (as a centre, as someone's neighbour) brings the same neighbour list each
+    time: only the edges of its first occurrence are kept."""
+    occ_target = np.concatenate([s["occ_target"] for s in sides])
+    offsets = np.cumsum([0] + [len(s["occ_target"]) for s in sides[:-1]])
+    edge_occ = np.concatenate([s["edge_occ"] + off for s, off in zip(sides, offsets)])
+    first = np.zeros(len(occ_target), dtype=bool)
+    first[np.unique(occ_target, return_index=True)[1]] = True
+    keep = first[edge_occ]
+    return np.stack([np.concatenate([s[f"edge_{k}"] for s in sides])[keep] for k in ("target", "child", "rel")],
+                    axis=1)
+
+
+def node_edges(neighbourhoods: pa.Table) -> np.ndarray:
+    """[E, 3] (target, child, relation) as global node ids: every node's sampled neighbour list
+    that the ``neighbourhoods`` table (extract's NEIGHBOURHOOD rows) holds, as a centre's one
+    hop or as a one-hop node's two hops, each node's once. What the first layer reads of every
+    node it can meet in a pair shard."""
+    side = neighbourhoods.select(["nid", *SUBGRAPH_COLUMNS]).rename_columns(
+        ["nid_x", *(f"x_{c}" for c in SUBGRAPH_COLUMNS)])
+    return _edges_once([_side_arrays(side, "x")])
 
 
 def _list_column(rows: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,10 @@
 """score: every candidate pair of the shards, scored by the trained model, in collective rounds.
 
 Spark ``mapInArrow`` over the shard files; each Python worker loads the model, the feature
-matrix and the round's anchors once and scores Arrow batches with ``model.infer.score_table``
-(no Spark inside), on CUDA when the worker has a GPU, else on the CPU with one torch thread per
-worker.
+matrix and the round's anchors once, computes every node's first-layer message once per round
+(``model.infer.node_messages``, from the run's neighbourhoods), and scores Arrow batches with
+``model.infer.score_table`` (no Spark inside), on CUDA when the worker has a GPU, else on the
+CPU with one torch thread per worker.
 
 Rounds (``collective``): round 1 reads the seed anchors (the train links) that training wrote;
 each later round adds the previous round's confident matches (mutual best at or above the
@@ -70,12 +71,17 @@ def _level0(matrix_path: str, stamp: int):
 
 
 @lru_cache(maxsize=2)
-def _scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, device: str, stamp: tuple):
+def _scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, hoods_path: str, device: str,
+            stamp: tuple):
+    """What a worker scores a round with: the model, the level-0 matrix, its anchored view,
+    every node's first-layer message (computed once per worker and round, not per batch) and
+    the node hashes of the pairs' signatures."""
+    import pyarrow.parquet as pq
     import torch
 
     from model import checkpoint
     from model.features import anchored_features
-    from model.infer import pick_device
+    from model.infer import node_messages, pick_device
     from model.signature import node_hashes
 
     dev = pick_device(device)
@@ -93,7 +99,9 @@ def _scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str
     node_hash = node_hashes(node_keys(index_path), features.numpy() if anchored is None else anchored)
     features = features.to(dev)
     anchored = anchored.to(dev) if anchored is not None else None
-    return ckpt, features, anchored, node_hash
+    hoods = pq.read_table(hoods_path, columns=["nid", "hop1", "hop1_rel", "hop2_parent", "hop2", "hop2_rel"])
+    messages = node_messages(hoods, ckpt.model, features, anchored)
+    return ckpt, features, anchored, messages, node_hash
 
 
 def score_partitions(paths: Paths, anchors_path: Path, device: str, batch_size: int,
@@ -102,21 +110,22 @@ def score_partitions(paths: Paths, anchors_path: Path, device: str, batch_size: 
     with ``signatures_only``, SIGNATURE rows and no model run."""
     from model.checkpoint import WEIGHTS
 
-    files = (str(paths.model_dir), str(paths.node_feature_matrix), str(paths.node_index), str(anchors_path))
-    stamp = _stamp(paths.model_dir / WEIGHTS, paths.node_feature_matrix, anchors_path)
+    files = (str(paths.model_dir), str(paths.node_feature_matrix), str(paths.node_index), str(anchors_path),
+             str(paths.neighbourhoods))
+    stamp = _stamp(paths.model_dir / WEIGHTS, paths.node_feature_matrix, anchors_path, paths.neighbourhoods)
 
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from model.infer import score_table
         from model.signature import pair_signatures
 
-        ckpt, features, anchored, node_hash = _scorer(*files, device, stamp)
+        ckpt, features, anchored, messages, node_hash = _scorer(*files, device, stamp)
         for batch in batches:
             ids = [batch.column(c) for c in KEYS]
             signature = pa.array(pair_signatures(batch, node_hash), pa.int64())
             if signatures_only:
                 yield pa.RecordBatch.from_arrays(ids + [signature], names=SIGNATURE.fieldNames())
                 continue
-            scores = score_table(batch, ckpt.model, features, batch_size, anchored)
+            scores = score_table(batch, ckpt.model, features, batch_size, anchored, messages)
             yield pa.RecordBatch.from_arrays(
                 ids + [pa.array(scores, pa.float64()), pa.array(np.full(len(scores), ckpt.version), pa.string()),
                        signature] + [batch.column(c) for c in keep],

@@ -122,6 +122,37 @@ def test_a_pair_never_sees_its_own_answer_and_ignores_its_batch():
     np.testing.assert_allclose(together[1], score_table(_rows([other]), model, feats, anchored=anchored)[0], rtol=1e-6)
 
 
+def _neighbourhoods(pairs: list[dict]) -> pa.Table:
+    """extract's NEIGHBOURHOOD rows of the pairs' centres, read back off the pair rows."""
+    rows = {}
+    for p in pairs:
+        for side in ("a", "b"):
+            rows[p[f"nid_{side}"]] = {"nid": p[f"nid_{side}"]} | {
+                c: p[f"{side}_{c}"] for c in ("hop1", "hop1_rel", "hop2_parent", "hop2", "hop2_rel")}
+    return _rows(list(rows.values()))
+
+
+@pytest.mark.parametrize("relation_aware", [True, False])
+def test_node_messages_computed_once_per_round_give_the_same_scores(relation_aware):
+    """The scorer computes every node's first-layer message once per round (node_messages)
+    instead of per batch: the same scores, anchored or not."""
+    from model.infer import node_messages
+
+    torch.manual_seed(1)
+    feats = torch.randn(20, DIM)
+    anchored = anchored_features(feats, np.array([[0, 1], [2, 5], [12, 13]]))
+    children = {2: [(0, 1), (12, 2)], 3: [(0, 1)], 5: [(1, 1), (13, 2)], 6: [(14, 3)]}
+    pairs = [_pair(0, [2, 3], [0, 0], 1, [5, 6], [0, 0], children),
+             _pair(2, [0, 12], [1, 2], 5, [1, 13], [1, 2], {0: [(2, 0), (3, 0)], 1: [(5, 0), (6, 0)]})]
+    model = _model(relation_aware=relation_aware)
+    rows, hoods = _rows(pairs), _neighbourhoods(pairs)
+    for anchors in (None, anchored):
+        messages = node_messages(hoods, model, feats, anchors)
+        assert messages.shape == (20, 8) and messages[[4, 7, 8]].abs().sum() == 0  # 0 without neighbours
+        np.testing.assert_allclose(score_table(rows, model, feats, anchored=anchors, messages=messages),
+                                   score_table(rows, model, feats, anchored=anchors), rtol=1e-6)
+
+
 def test_empty_neighbourhoods_are_handled():
     feats = torch.randn(6, DIM)
     rows = _rows([_pair(0, [], [], 1, [], []), _pair(2, [3], [0], 4, [], [])])
