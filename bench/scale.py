@@ -99,13 +99,13 @@ def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
     """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
     plain (no anchors) and anchored with the seed anchors, as every scoring round runs."""
     from model import checkpoint
-    from model.features import anchored_features, load_feature_matrix
+    from model.features import anchored_features, map_matrix_file, write_matrix_file
     from model.infer import score_table
     from pipeline.train import read_anchors
 
     torch.set_num_threads(1)
     ckpt = checkpoint.load(paths.model_dir)
-    features = torch.from_numpy(load_feature_matrix(paths.node_features))
+    features = map_matrix_file(write_matrix_file(paths.node_features, paths.node_feature_matrix))
     anchored = anchored_features(features, read_anchors(paths.anchors(0)))
     table = pads.dataset(str(paths.shards)).head(max_rows)
     score_table(table.slice(0, 4096), ckpt.model, features, 4096)  # warm-up

@@ -138,15 +138,56 @@ def load_feature_matrix(path) -> np.ndarray:
 
 def write_matrix_file(parquet_path: Path, npy_path: Path) -> Path:
     """node_features.parquet as a float32 ``.npy`` matrix (rewritten when older than the
-    Parquet file), for ``map_matrix_file``; written to a temporary name, then renamed."""
+    Parquet file), for ``map_matrix_file``; streamed batch by batch into a memory-mapped file
+    (the matrix is never whole in memory: 3 GB at 1M nodes per side), written to a temporary
+    name, then renamed."""
     parquet_path, npy_path = Path(parquet_path), Path(npy_path)
     if npy_path.exists() and npy_path.stat().st_mtime_ns >= parquet_path.stat().st_mtime_ns:
         return npy_path
+    source = pq.ParquetFile(str(parquet_path))
+    dim = sum(size for _, size in feature_blocks(parquet_path))
     tmp = npy_path.with_name(npy_path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, load_feature_matrix(parquet_path))
+    matrix = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(source.metadata.num_rows, dim))
+    start = 0
+    for batch in source.iter_batches(columns=["vec"]):
+        vec = batch.column(0)
+        matrix[start : start + len(vec)] = vec.values.to_numpy(zero_copy_only=False).reshape(len(vec), dim)
+        start += len(vec)
+    matrix.flush()
+    del matrix
     os.replace(tmp, npy_path)
     return npy_path
+
+
+def write_feature_file(parts_dir: Path, path: Path, blocks: list[tuple[str, int]]) -> int:
+    """Spark's part files of (nid, vec), written sorted by nid, -> one Parquet file, row i =
+    node i, with the level-0 layout in its metadata (``feature_blocks``). Streamed batch by
+    batch: the driver never holds the matrix. Returns the row count; raises if a nid is missing
+    or out of order."""
+    import pyarrow as pa
+
+    files = sorted(Path(parts_dir).glob("part-*.parquet"))
+    writer, rows = None, 0
+    try:
+        for file in files:
+            for batch in pq.ParquetFile(str(file)).iter_batches(columns=["nid", "vec"]):
+                nid = batch.column(0).to_numpy(zero_copy_only=False)
+                if not np.array_equal(nid, np.arange(rows, rows + len(nid))):
+                    raise RuntimeError(f"{parts_dir}: node vectors are not in nid order 0..n-1 near row {rows}; "
+                                       "rerun the features stage")
+                if writer is None:
+                    schema = batch.schema.with_metadata({BLOCKS_KEY: json.dumps(blocks).encode()})
+                    writer = pq.ParquetWriter(str(path), schema)
+                writer.write_table(pa.Table.from_batches([batch], schema))
+                rows += len(nid)
+        if writer is None:  # no nodes: an empty file that still says its layout
+            schema = pa.schema([("nid", pa.int32()), ("vec", pa.list_(pa.float32()))],
+                               metadata={BLOCKS_KEY: json.dumps(blocks).encode()})
+            pq.write_table(schema.empty_table(), str(path))
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def map_matrix_file(npy_path: Path):
@@ -158,13 +199,6 @@ def map_matrix_file(npy_path: Path):
 
 
 BLOCKS_KEY = b"kgmerge.blocks"
-
-
-def with_blocks(table, blocks: list[tuple[str, int]]):
-    """The table with its level-0 layout, e.g. [("name", 384), ("numeric", 2)], in its metadata."""
-    meta = dict(table.schema.metadata or {})
-    meta[BLOCKS_KEY] = json.dumps(blocks).encode()
-    return table.replace_schema_metadata(meta)
 
 
 def feature_blocks(path) -> list[tuple[str, int]]:

@@ -42,11 +42,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from model.features import DIM, with_blocks
+from model.features import DIM, write_feature_file
 from pipeline.schema import NAME_VECTOR
 from pipeline.stage import StageContext, StageResult
 
@@ -252,18 +251,19 @@ def run(ctx: StageContext) -> StageResult:
         n_terms = spark.read.parquet(str(paths.lexical_terms)).count()
     else:
         shutil.rmtree(paths.lexical_terms, ignore_errors=True)  # an earlier run's, config changed
-    vectors = vectors.select("nid", "vec")
-    table = vectors.orderBy("nid").toArrow()
+    # written by the executors, then streamed into one file: never collected (3 GB at 1M per side)
+    parts = paths.node_features.with_name("node_features.parts")
+    vectors.select("nid", "vec").orderBy("nid").write.mode("overwrite").parquet(str(parts))
     n_index = index.count()
-    if table.num_rows != n_index:
-        raise RuntimeError(f"{n_index - table.num_rows} nodes got no vector; rerun the features stage")
-    paths.node_features.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(with_blocks(table, blocks), str(paths.node_features))
+    n_rows = write_feature_file(parts, paths.node_features, blocks)
+    shutil.rmtree(parts)
+    if n_rows != n_index:
+        raise RuntimeError(f"{n_index - n_rows} nodes got no vector; rerun the features stage")
     return StageResult(
-        rows_in=n_index, rows_out=table.num_rows,
+        rows_in=n_index, rows_out=n_rows,
         details={"distinct_names": keys.count(), "names_encoded": n_missing, "encoder": fcfg.encoder,
                  "encode_seconds": encode_seconds, "numeric": numeric,
                  "blocks": dict(blocks), "lexical_terms": n_terms,
-                 "dim": len(table.column("vec")[0]) if table.num_rows else 0},
+                 "dim": sum(size for _, size in blocks)},
     )
 

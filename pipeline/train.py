@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from model import checkpoint
-from model.features import anchored_features, feature_blocks, load_feature_matrix
+from model.features import anchored_features, feature_blocks, map_matrix_file, write_matrix_file
 from model.train import fit
 from pipeline.config import TrainConfig
 from pipeline.extract import pair_rows, read_terms
@@ -195,7 +195,7 @@ def run(ctx: StageContext) -> StageResult:
     else:  # every valid link, including those blocking lost
         n_valid_gold = valid_links(spark.read.parquet(str(paths.gold)), cfg.train).count()
     relations = json.loads(paths.relations.read_text())
-    features = torch.from_numpy(load_feature_matrix(paths.node_features))
+    features = map_matrix_file(write_matrix_file(paths.node_features, paths.node_feature_matrix))
     blocks = tuple(size for _, size in feature_blocks(paths.node_features))
     model_config = dataclasses.replace(cfg.model, level0_blocks=blocks,
                                        lexical_similarity=paths.lexical_terms.exists())

@@ -99,6 +99,25 @@ def test_the_matrix_file_maps_the_parquet_features_and_follows_a_rewrite(tmp_pat
     np.testing.assert_array_equal(map_matrix_file(write_matrix_file(parquet, npy)).numpy(), first + 1)
 
 
+def test_feature_file_is_streamed_from_sorted_parts_and_checks_the_node_order(tmp_path):
+    from model.features import feature_blocks, write_feature_file
+
+    values = np.random.default_rng(1).normal(size=(7, 3)).astype(np.float32)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for k, (lo, hi) in enumerate([(0, 3), (3, 7)]):  # as Spark writes a sorted frame: ranges in part order
+        pq.write_table(pa.table({"nid": np.arange(lo, hi, dtype=np.int32),
+                                 "vec": pa.array(list(values[lo:hi]), pa.list_(pa.float32()))}),
+                       parts / f"part-{k:05d}-x.parquet", row_group_size=2)
+    out, npy = tmp_path / "node_features.parquet", tmp_path / "node_features.npy"
+    assert write_feature_file(parts, out, [("name", 2), ("numeric", 1)]) == 7
+    assert feature_blocks(out) == [("name", 2), ("numeric", 1)]
+    np.testing.assert_array_equal(map_matrix_file(write_matrix_file(out, npy)).numpy(), values)
+    (parts / "part-00000-x.parquet").unlink()  # nodes 0..2 lost: refused, not shifted
+    with pytest.raises(RuntimeError, match="not in nid order"):
+        write_feature_file(parts, tmp_path / "again.parquet", [("name", 3)])
+
+
 def test_a_pair_never_sees_its_own_answer_and_ignores_its_batch():
     """Node 0 (A) and node 1 (B) are anchored together; each comes back as a two-hop node under
     its one-hop neighbours. The anchored (merged) vector must not reach the pair (0, 1) that way,
