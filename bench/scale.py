@@ -97,22 +97,30 @@ def config_for(base_conf: str, size: int):
 
 def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
     """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
-    plain (no anchors) and anchored with the seed anchors, as every scoring round runs."""
+    plain (no anchors) and anchored with the seed anchors, as every scoring round runs. The
+    nodes' first-layer messages, computed once per round and worker (``node_messages``), are
+    timed on their own: per round they cost the same however many pairs follow."""
+    import pyarrow.parquet as pq
+
     from model import checkpoint
     from model.features import anchored_features, map_matrix_file, write_matrix_file
-    from model.infer import score_table
+    from model.infer import node_messages, score_table
     from pipeline.train import read_anchors
 
     torch.set_num_threads(1)
     ckpt = checkpoint.load(paths.model_dir)
     features = map_matrix_file(write_matrix_file(paths.node_features, paths.node_feature_matrix))
     anchored = anchored_features(features, read_anchors(paths.anchors(0)))
+    hoods = pq.read_table(str(paths.neighbourhoods))
     table = pads.dataset(str(paths.shards)).head(max_rows)
     score_table(table.slice(0, 4096), ckpt.model, features, 4096)  # warm-up
-    rates = {"pairs": table.num_rows}
+    rates = {"pairs": table.num_rows, "nodes": len(features)}
     for name, anchors in (("plain", None), ("anchored", anchored)):
         start = time.perf_counter()
-        score_table(table, ckpt.model, features, 4096, anchored=anchors)
+        messages = node_messages(hoods, ckpt.model, features, anchors)
+        rates[f"{name}_messages_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        score_table(table, ckpt.model, features, 4096, anchored=anchors, messages=messages)
         rates[f"{name}_pairs_per_s"] = round(table.num_rows / (time.perf_counter() - start))
     return rates
 
@@ -155,7 +163,8 @@ def print_tables(rows: list[dict]) -> None:
         print(f"\n== {row['size']} nodes per side: total {row['total_seconds']}s, accuracy {json.dumps(row['accuracy'])}")
         rate = row["batch_scorer_cpu"]
         print(f"   batch scorer alone (1 CPU thread), pairs/s: {rate['plain_pairs_per_s']} plain, "
-              f"{rate['anchored_pairs_per_s']} anchored")
+              f"{rate['anchored_pairs_per_s']} anchored"
+              + (f"; node messages once per round: {rate['anchored_messages_s']} s" if "anchored_messages_s" in rate else ""))
         print(f"{'stage':<10}{'seconds':>9}{'rows in':>12}{'rows out':>12}{'driver GiB':>12}{'workers GiB':>13}")
         for name, s in row["stages"].items():
             print(f"{name:<10}{s['seconds']:>9.1f}{s['rows_in']:>12}{s['rows_out']:>12}"
