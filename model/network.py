@@ -162,9 +162,9 @@ class CGMuAlign(nn.Module):
         h = self.layer1.combine(nbr(node), message(node))
         z = gather_rows(self.layer2.project_neighbours(h, distinct % num_rel), inverse)
         if corrected is not None:
-            slots, message = corrected
+            slots, corrected_message = corrected
             node = hop1.reshape(-1)[slots]
-            h = self.layer1.combine(nbr(node), message)
+            h = self.layer1.combine(nbr(node), corrected_message)
             z[slots] = self.layer2.project_neighbours(h, rel.reshape(-1)[slots])
         return z.view(*hop1.shape, -1)
 
