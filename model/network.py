@@ -181,7 +181,7 @@ class CGMuAlign(nn.Module):
         edges = edges[torch.argsort(edges[:, 0], stable=True)]
         out = torch.zeros(len(features), self.layer1.rel_proj.out_dim, dtype=features.dtype, device=features.device)
         targets = edges[:, 0].contiguous()
-        bounds = torch.searchsorted(targets, targets[::chunk]).tolist() + [len(edges)]
+        bounds = torch.searchsorted(targets, targets[::chunk].contiguous()).tolist() + [len(edges)]
         for start, stop in zip(bounds[:-1], bounds[1:]):  # chunks end at a target boundary
             if start == stop:
                 continue
