@@ -21,3 +21,21 @@ def test_random_negatives_keep_one_end_and_draw_the_other_from_its_graph():
     # both kinds are drawn: (a, random b') and (random a', b)
     assert (neg.id_a.isin(["a1", "a2"]) & ~neg.id_b.isin(["b1", "b2"])).any()
     assert (neg.id_b.isin(["b1", "b2"]) & ~neg.id_a.isin(["a1", "a2"])).any()
+
+
+def test_max_valid_links_keeps_a_seeded_sample_of_the_trained_types(spark):
+    from pipeline.config import TrainConfig
+    from pipeline.train import valid_links
+
+    rows = [(f"a{i}", f"b{i}", "paper" if i % 2 else "author", "valid" if i < 16 else "train") for i in range(20)]
+    gold = spark.createDataFrame(rows, "id_a string, id_b string, type string, split string")
+
+    def sample(**kw) -> list[tuple]:
+        return sorted(tuple(r) for r in valid_links(gold, TrainConfig(train_types=["paper"], **kw)).collect())
+
+    everything = sample()
+    assert len(everything) == 8 and all(t == "paper" for _, _, t in everything)  # valid papers only
+    first = sample(max_valid_links=3)
+    assert len(first) == 3 and set(first) <= set(everything)
+    assert sample(max_valid_links=3) == first  # the same links on every run with this seed
+    assert any(sample(max_valid_links=3, seed=s) != first for s in range(2, 6))  # the seed draws them
