@@ -9,9 +9,10 @@ and reordered tokens), cosine similarity computed by an inverted-index join on s
 then the ``top_k`` best partners of each entity, from each side. n-grams found in more than
 ``max_df`` of a type's names are dropped before the join: they carry almost no weight and
 would make the join quadratic. For large graphs (docs/scaling.md): ``unit: words`` joins on
-words instead of n-grams (``word_pairs``: and on pairs of adjacent words), ``max_postings`` drops any term more than that many names of a side
-hold (at most max_postings² pairs per term), and ``prefix`` finds pairs only through each
-name's rarest terms (prefix filtering), still scoring them on every shared term.
+words instead of n-grams (``word_pairs``: and on pairs of adjacent words), ``max_postings``
+drops any term more than that many names of a side hold (at most max_postings² pairs per
+term), and ``prefix`` finds pairs only through each name's rarest terms (prefix filtering),
+still scoring them on every shared term.
 
 Writes ``candidates`` (CANDIDATE) and ``blocking.json``: candidate count, reduction ratio,
 pair completeness against the gold links, candidates per entity.
