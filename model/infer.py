@@ -36,7 +36,7 @@ def score_table(
     device = features.device
     out = np.empty(rows.num_rows, dtype=np.float64)
     for start in range(0, rows.num_rows, batch_size):
-        batch = PairBatch.from_arrow(rows.slice(start, batch_size)).to(device)
+        batch = PairBatch.from_arrow(rows.slice(start, batch_size), with_edges=messages is None).to(device)
         out[start : start + batch.num_pairs] = model(batch, features, anchored, messages).score.double().cpu().numpy()
     return out
 

@@ -44,19 +44,22 @@ class PairBatch:
         return int(self.centre_a.shape[0])
 
     @classmethod
-    def from_arrow(cls, rows: pa.Table | pa.RecordBatch) -> "PairBatch":
+    def from_arrow(cls, rows: pa.Table | pa.RecordBatch, with_edges: bool = True) -> "PairBatch":
+        """``with_edges`` False: no first-layer edges (and no two-hop nodes), for a forward pass
+        given every node's precomputed first-layer message (``model.infer.node_messages``)."""
         if isinstance(rows, pa.RecordBatch):
             rows = pa.Table.from_batches([rows])
         sides = {s: _side_arrays(rows, s) for s in ("a", "b")}
-        edges = _edges_once(list(sides.values()))
+        edges = _edges_once(list(sides.values())) if with_edges else np.empty((0, 3), np.int64)
+        n_pairs = rows.num_rows
+        hop1_ids = [sides[s]["hop1"][sides[s]["mask"]] for s in ("a", "b")]  # in the edges too, if any
         all_ids = np.concatenate(
-            [edges[:, 0], edges[:, 1], sides["a"]["centre"], sides["b"]["centre"]]
+            [edges[:, 0], edges[:, 1], sides["a"]["centre"], sides["b"]["centre"], *hop1_ids]
         )
         node_ids, inverse = np.unique(all_ids, return_inverse=True)
         n_edges = edges.shape[0]
         local_target, local_child = inverse[:n_edges], inverse[n_edges : 2 * n_edges]
-        local_centre = inverse[2 * n_edges :]
-        n_pairs = rows.num_rows
+        local_centre = inverse[2 * n_edges : 2 * n_edges + 2 * n_pairs]
 
         def local(ids: np.ndarray) -> np.ndarray:
             return np.searchsorted(node_ids, ids)
