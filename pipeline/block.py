@@ -11,7 +11,8 @@ then the ``top_k`` best partners of each entity, from each side. n-grams found i
 would make the join quadratic. For large graphs (docs/scaling.md): ``unit: words`` joins on
 words instead of n-grams (``word_pairs``: and on pairs of adjacent words), ``max_postings``
 drops any term more than that many names of a side hold (at most max_postings² pairs per
-term), and ``prefix`` finds pairs only through each name's rarest terms (prefix filtering),
+term), ``max_pairs_per_name`` drops the most crowded terms until the join makes at most that
+many rows per name (a bound on the whole join, not on one term), and ``prefix`` finds pairs only through each name's rarest terms (prefix filtering),
 still scoring them on every shared term.
 
 Writes ``candidates`` (CANDIDATE) and ``blocking.json``: candidate count, reduction ratio,
@@ -20,7 +21,9 @@ pair completeness against the gold links, candidates per entity.
 from __future__ import annotations
 
 import json
+import logging
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -28,6 +31,8 @@ from pipeline.config import BlockConfig
 from pipeline.features import name_key
 from pipeline.schema import CANDIDATE, KG_A, KG_B
 from pipeline.stage import StageContext, StageResult
+
+log = logging.getLogger("kgmerge")
 
 
 def ngram_weights(nodes: DataFrame, n: int, max_df: float, unit: str = "chars") -> DataFrame:
@@ -124,13 +129,49 @@ def without_crowded_grams(weights: DataFrame, max_postings: int) -> DataFrame:
     return weights.join(crowded, ["type", "gram"], "left_anti")
 
 
-def top_k_pairs(weights: DataFrame, cfg: BlockConfig, types: list[str]) -> DataFrame:
+def posting_limit(rows_by_size: list[tuple[int, int]], budget: float) -> int:
+    """The largest posting size s such that the terms no side of which more than s names hold
+    join into at most ``budget`` rows. ``rows_by_size``: (s, rows the terms of size s make)."""
+    limit, rows = 0, 0
+    for size, n in sorted(rows_by_size):
+        rows += n
+        if rows > budget:
+            break
+        limit = size
+    return limit
+
+
+def within_pair_budget(weights: DataFrame, rows_per_name: float, names_per_type: dict[str, int]) -> DataFrame:
+    """Drops the most crowded grams of each type until its join makes at most ``rows_per_name``
+    rows per name of the type (one (A name, B name, gram) row per pair of names sharing a gram).
+    A gram's size is the larger number of names of one side holding it."""
+    per_gram = weights.groupBy("type", "gram").agg(
+        F.count_if(F.col("kg") == KG_A).alias("n_a"), F.count_if(F.col("kg") == KG_B).alias("n_b"))
+    rows_by_size = (per_gram.where((F.col("n_a") > 0) & (F.col("n_b") > 0))
+                    .groupBy("type", F.greatest("n_a", "n_b").alias("size"))
+                    .agg(F.sum(F.col("n_a") * F.col("n_b")).alias("rows")).collect())
+    limits = {
+        t: posting_limit([(r["size"], r["rows"]) for r in rows_by_size if r["type"] == t], rows_per_name * n)
+        for t, n in names_per_type.items()
+    }
+    log.info("block: a budget of %s rows per name keeps the grams held by at most %s names of a side",
+             rows_per_name, dict(sorted(limits.items())))
+    limit = F.create_map(*[x for t, k in limits.items() for x in (F.lit(t), F.lit(k))])
+    kept = per_gram.where(F.greatest("n_a", "n_b") <= limit[F.col("type")]).select("type", "gram")
+    return weights.join(kept, ["type", "gram"], "left_semi")
+
+
+def top_k_pairs(weights: DataFrame, cfg: BlockConfig, names_per_type: dict[str, int]) -> DataFrame:
+    """The ``top_k`` best partners of each name by the TF-IDF cosine over shared grams.
+    ``weights`` is read more than once: pass it persisted."""
     # The join multiplies rows (every A and B name sharing a gram), while its inputs are small:
     # adaptive execution would coalesce them into one partition and run the whole join on one
     # core. An explicit repartition by gram is never coalesced, so the join stays spread.
     parts = int(weights.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     if cfg.max_postings:
         weights = without_crowded_grams(weights, cfg.max_postings)
+    if cfg.max_pairs_per_name:
+        weights = within_pair_budget(weights, cfg.max_pairs_per_name, names_per_type)
 
     def side(kg: str, df: DataFrame) -> DataFrame:
         suffix = kg.lower()
@@ -156,7 +197,7 @@ def top_k_pairs(weights: DataFrame, cfg: BlockConfig, types: list[str]) -> DataF
         .agg(F.round(F.sum(F.col("wa") * F.col("wb")), 9).alias("sim"))
         .where(F.col("sim") >= cfg.min_sim)
     )
-    return keep_top_k(sims, cfg, types)
+    return keep_top_k(sims, cfg, sorted(names_per_type))
 
 
 def diagnostics(nodes: DataFrame, cands: DataFrame, gold: DataFrame) -> dict:
@@ -198,12 +239,17 @@ def run(ctx: StageContext) -> StageResult:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.block
     nodes = spark.read.parquet(str(paths.nodes))
     gold = spark.read.parquet(str(paths.gold))
-    types = sorted(r["type"] for r in nodes.select("type").distinct().collect())
+    names_per_type = {r["type"]: r["count"] for r in nodes.groupBy("type").count().collect()}
+    weights = None
     if cfg.method == "names":
-        cands = top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, types)
+        # computed once: the crowded-gram counts, the budget and the join each read it
+        weights = ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit).persist(StorageLevel.MEMORY_AND_DISK)
+        cands = top_k_pairs(weights, cfg, names_per_type)
     else:
-        cands = anchor_candidates(nodes, spark.read.parquet(str(paths.edges)), gold, cfg, types)
+        cands = anchor_candidates(nodes, spark.read.parquet(str(paths.edges)), gold, cfg, sorted(names_per_type))
     cands.write.mode("overwrite").parquet(str(paths.candidates))
+    if weights is not None:
+        weights.unpersist()
     cands = spark.read.parquet(str(paths.candidates))
     report = diagnostics(nodes, cands, gold)
     paths.blocking_report.write_text(json.dumps(report, indent=2))

@@ -101,6 +101,11 @@ class BlockConfig(_Strict):
     # prefix set, pairs are found only through each name's `prefix` rarest grams.
     max_postings: int | None = Field(None, ge=1)
     prefix: int | None = Field(None, ge=1)
+    # A budget that holds however large the graph grows: the crowded terms are dropped, most
+    # crowded first, until the join makes at most this many (A, B, term) rows per name of the
+    # type (max_postings can only bound the rows per term, and at 1M per side thousands of
+    # terms sit just under it).
+    max_pairs_per_name: float | None = Field(None, gt=0)
 
     def k_for(self, node_type: str) -> int:
         return self.top_k.get(node_type, self.top_k.get("default", 10))

@@ -78,7 +78,7 @@ def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(s
 
     def best(cfg: BlockConfig) -> dict[str, str]:
         weights = ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit)
-        pairs = top_k_pairs(weights, cfg, ["paper"]).collect()
+        pairs = top_k_pairs(weights, cfg, {"paper": 5}).collect()
         return {a: max((p for p in pairs if p.id_a == a), key=lambda p: p.sim).id_b
                 for a in {p.id_a for p in pairs}}, len(pairs)
 
@@ -96,6 +96,38 @@ def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(s
     assert best(BlockConfig(**base, prefix=2))[0] == found
 
 
+def test_posting_limit_is_the_largest_size_within_the_budget():
+    from pipeline.block import posting_limit
+
+    rows_by_size = [(3, 90), (1, 10), (2, 40)]  # (size, rows), in any order
+    assert posting_limit(rows_by_size, 50) == 2  # 10 + 40 rows fit; the size-3 terms' 90 do not
+    assert posting_limit(rows_by_size, 140) == 3
+    assert posting_limit(rows_by_size, 49) == 1
+    assert posting_limit(rows_by_size, 5) == 0  # not even the single-name terms fit
+
+
+def test_pair_budget_drops_the_most_crowded_words_first(spark):
+    """block.max_pairs_per_name bounds the whole join: the words most names share go first,
+    the rare words that tell the names apart stay, and the best partners do not change."""
+    from pipeline.block import ngram_weights, top_k_pairs, within_pair_budget
+    from pipeline.config import BlockConfig
+
+    # "of" and "data" in all six names of a side (36 rows each), "graph" in four (16), each
+    # topic word in one (1)
+    topics = ["alignment", "streams", "queries", "rules", "partitioning", "embedding"]
+    rows = [(kg, "paper", f"{kg}{i}", f"{'graph ' if i < 4 else ''}{t} of data")
+            for kg in ("A", "B") for i, t in enumerate(topics)]
+    nodes = spark.createDataFrame(rows, "kg string, type string, id string, name string")
+    weights = ngram_weights(nodes, 3, 1.0, "words").cache()
+    kept = {r.gram for r in within_pair_budget(weights, 4.0, {"paper": 12}).collect()}
+    # 4 rows per name x 12 names = 48 rows: the topic words (6) and "graph" (16) fit, "of" and
+    # "data" (72 more) do not
+    assert kept == set(topics) | {"graph"}
+    cfg = BlockConfig(unit="words", max_df=1.0, min_sim=0.01, top_k={"default": 1}, max_pairs_per_name=4.0)
+    pairs = {(p.id_a, p.id_b) for p in top_k_pairs(weights, cfg, {"paper": 12}).collect()}
+    assert pairs == {(f"A{i}", f"B{i}") for i in range(6)}
+
+
 def test_word_pairs_find_names_whose_every_word_is_crowded(spark):
     """On a large graph every common word is held by more names than max_postings and dropped;
     block.unit word_pairs still joins names through their adjacent word pairs."""
@@ -109,7 +141,7 @@ def test_word_pairs_find_names_whose_every_word_is_crowded(spark):
     def pairs(unit: str) -> set[tuple[str, str]]:
         cfg = BlockConfig(unit=unit, max_df=1.0, min_sim=0.01, top_k={"default": 1}, max_postings=3)
         return {(p.id_a, p.id_b) for p in
-                top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, ["paper"]).collect()}
+                top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, {"paper": 4}).collect()}
 
     assert pairs("words") == set()  # each word is in all four names of a side: every one is dropped
     terms = {r.gram for r in ngram_weights(nodes, 3, 1.0, "word_pairs").where("id = 'A0'").collect()}
