@@ -95,34 +95,76 @@ def config_for(base_conf: str, size: int):
     })
 
 
-def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
-    """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
-    plain (no anchors) and anchored with the seed anchors, as every scoring round runs. The
-    nodes' first-layer messages, computed once per round and worker (``node_messages``), are
-    timed on their own: per round they cost the same however many pairs follow."""
+def _scorer_inputs(paths: Paths, anchored: bool):
+    """What a scoring worker holds for a round: model, level-0 matrix, anchored rows (the seed
+    anchors, as round 1 runs) or None, and the neighbourhoods for the node messages."""
     import pyarrow.parquet as pq
 
     from model import checkpoint
     from model.features import anchored_features, map_matrix_file, write_matrix_file
-    from model.infer import node_messages, score_table
     from pipeline.train import read_anchors
 
-    torch.set_num_threads(1)
     ckpt = checkpoint.load(paths.model_dir)
     features = map_matrix_file(write_matrix_file(paths.node_features, paths.node_feature_matrix))
-    anchored = anchored_features(features, read_anchors(paths.anchors(0)))
-    hoods = pq.read_table(str(paths.neighbourhoods))
+    anchors = anchored_features(features, read_anchors(paths.anchors(0))) if anchored else None
+    return ckpt.model, features, anchors, pq.read_table(str(paths.neighbourhoods))
+
+
+def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
+    """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
+    plain (no anchors) and anchored with the seed anchors, as every scoring round runs. The
+    nodes' first-layer messages, computed once per round and worker (``node_messages``), are
+    timed on their own: per round they cost the same however many pairs follow. Then every
+    core at once, one process and thread each, as Spark's workers run (``all_cores``)."""
+    from model.infer import node_messages, score_table
+
+    torch.set_num_threads(1)
+    model, features, anchored, hoods = _scorer_inputs(paths, anchored=True)
     table = pads.dataset(str(paths.shards)).head(max_rows)
-    score_table(table.slice(0, 4096), ckpt.model, features, 4096)  # warm-up
+    score_table(table.slice(0, 4096), model, features, 4096)  # warm-up
     rates = {"pairs": table.num_rows, "nodes": len(features)}
     for name, anchors in (("plain", None), ("anchored", anchored)):
         start = time.perf_counter()
-        messages = node_messages(hoods, ckpt.model, features, anchors)
+        messages = node_messages(hoods, model, features, anchors)
         rates[f"{name}_messages_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        score_table(table, ckpt.model, features, 4096, anchored=anchors, messages=messages)
+        score_table(table, model, features, 4096, anchored=anchors, messages=messages)
         rates[f"{name}_pairs_per_s"] = round(table.num_rows / (time.perf_counter() - start))
+    rates |= all_cores_rate(paths, max_rows)
     return rates
+
+
+def _score_share(paths: Paths, max_rows: int, share: int, shares: int, ready, results) -> None:
+    """One process of ``all_cores_rate``: sets up, waits for the others, scores its share."""
+    from model.infer import node_messages, score_table
+
+    torch.set_num_threads(1)
+    model, features, anchored, hoods = _scorer_inputs(paths, anchored=True)
+    messages = node_messages(hoods, model, features, anchored)
+    table = pads.dataset(str(paths.shards)).head(max_rows)
+    rows = table.slice(share * table.num_rows // shares, table.num_rows // shares)
+    score_table(rows.slice(0, 4096), model, features, 4096, anchored, messages)  # warm-up
+    ready.wait()
+    start = time.perf_counter()
+    score_table(rows, model, features, 4096, anchored, messages)
+    results.put((rows.num_rows, time.perf_counter() - start))
+
+
+def all_cores_rate(paths: Paths, max_rows: int) -> dict:
+    """Anchored pairs per second of one scoring process per core, all at once, each on its own
+    share of the pairs: total pairs over the slowest process's seconds."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    n = os.cpu_count()
+    ready, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_score_share, args=(paths, max_rows, i, n, ready, results)) for i in range(n)]
+    for proc in procs:
+        proc.start()
+    done = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return {"all_cores": n, "all_cores_anchored_pairs_per_s": round(sum(r for r, _ in done) / max(s for _, s in done))}
 
 
 def rerun_stages(spark, base_conf: str, size: int, names: list[str]) -> None:
@@ -164,7 +206,9 @@ def print_tables(rows: list[dict]) -> None:
         rate = row["batch_scorer_cpu"]
         print(f"   batch scorer alone (1 CPU thread), pairs/s: {rate['plain_pairs_per_s']} plain, "
               f"{rate['anchored_pairs_per_s']} anchored"
-              + (f"; node messages once per round: {rate['anchored_messages_s']} s" if "anchored_messages_s" in rate else ""))
+              + (f"; node messages once per round: {rate['anchored_messages_s']} s" if "anchored_messages_s" in rate else "")
+              + (f"; {rate['all_cores']} processes at once: {rate['all_cores_anchored_pairs_per_s']} anchored"
+                 if "all_cores" in rate else ""))
         print(f"{'stage':<10}{'seconds':>9}{'rows in':>12}{'rows out':>12}{'driver GiB':>12}{'workers GiB':>13}")
         for name, s in row["stages"].items():
             print(f"{name:<10}{s['seconds']:>9.1f}{s['rows_in']:>12}{s['rows_out']:>12}"
