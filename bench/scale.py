@@ -6,7 +6,8 @@ the driver (Python + JVM) and of Spark's Python workers, and the growth from one
 
 Each size gets its own warehouse (warehouse/synth/<size>/); the synthetic graphs are generated
 there once. Also times the Spark-free batch scorer (``model.infer.score_table``) alone on the
-run's pair shards, one thread: the CPU pairs-per-second figure. Prints one table per size, then
+run's pair shards: one thread, then one process per core at once (the CPU pairs-per-second
+figures). Prints one table per size, then
 the growth table, and writes bench/results/scale.json. ``--scorer-only`` re-times just the batch
 scorer on the runs already made (after a change to the model code); ``--rerun score`` reruns
 stages alone on them and prints their seconds and peak memory.
