@@ -70,9 +70,22 @@ def _level0(matrix_path: str, stamp: int):
     return map_matrix_file(matrix_path)
 
 
-@lru_cache(maxsize=2)
-def _scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, hoods_path: str, device: str,
-            stamp: tuple):
+_round_scorer: dict[tuple, tuple] = {}
+
+
+def _scorer(*key) -> tuple:
+    """One round's ``_build_scorer`` per worker, kept for the round's batches (and its
+    signatures and labelled passes); the previous round's is dropped before the next is built:
+    at 1M nodes per side each holds ~2 GiB (node messages, anchored rows), and two at once ran
+    the machine out of memory."""
+    if key not in _round_scorer:
+        _round_scorer.clear()
+        _round_scorer[key] = _build_scorer(*key)
+    return _round_scorer[key]
+
+
+def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, hoods_path: str,
+                  device: str, stamp: tuple):
     """What a worker scores a round with: the model, the level-0 matrix, its anchored view,
     every node's first-layer message (computed once per worker and round, not per batch) and
     the node hashes of the pairs' signatures."""
