@@ -12,8 +12,9 @@ would make the join quadratic. For large graphs (docs/scaling.md): ``unit: words
 words instead of n-grams (``word_pairs``: and on pairs of adjacent words), ``max_postings``
 drops any term more than that many names of a side hold (at most max_postings² pairs per
 term), ``max_pairs_per_name`` drops the most crowded terms until the join makes at most that
-many rows per name (a bound on the whole join, not on one term), and ``prefix`` finds pairs only through each name's rarest terms (prefix filtering),
-still scoring them on every shared term.
+many rows per name (a bound on the whole join, not on one term), and ``prefix`` finds pairs
+only through each name's rarest terms (prefix filtering), still scoring them on every shared
+term.
 
 Writes ``candidates`` (CANDIDATE) and ``blocking.json``: candidate count, reduction ratio,
 pair completeness against the gold links, candidates per entity.
