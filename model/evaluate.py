@@ -18,10 +18,7 @@ def _ranked(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def best_f1(scores: np.ndarray, labels: np.ndarray, n_gold: int) -> tuple[float, float]:
-    """(best F1 over all thresholds, a threshold that reaches it). The threshold sits halfway
-    between the lowest score the best cut accepts and the next score below it, not on the
-    accepted score itself: on a small valid split the edge of the accepted scores is where a
-    new true pair is most likely to fall just short."""
+    """(best F1 over all thresholds, the threshold that reaches it)."""
     if len(scores) == 0 or n_gold == 0:
         return 0.0, 1.0
     s, tp, k = _ranked(scores, labels)
@@ -30,8 +27,7 @@ def best_f1(scores: np.ndarray, labels: np.ndarray, n_gold: int) -> tuple[float,
     f1 = 2 * tp / (k + n_gold)
     f1 = np.where(last, f1, -1)
     i = int(np.argmax(f1))
-    below = s[i + 1] if i + 1 < len(s) else s[i]
-    return float(f1[i]), float((s[i] + below) / 2)
+    return float(f1[i]), float(s[i])
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray, n_gold: int) -> float:
