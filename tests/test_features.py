@@ -78,7 +78,7 @@ def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(s
 
     def best(cfg: BlockConfig) -> dict[str, str]:
         weights = ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit)
-        pairs = top_k_pairs(weights, cfg, {"paper": 5}).collect()
+        pairs = top_k_pairs(weights, cfg, {"paper": 10}).collect()
         return {a: max((p for p in pairs if p.id_a == a), key=lambda p: p.sim).id_b
                 for a in {p.id_a for p in pairs}}, len(pairs)
 
@@ -141,7 +141,7 @@ def test_word_pairs_find_names_whose_every_word_is_crowded(spark):
     def pairs(unit: str) -> set[tuple[str, str]]:
         cfg = BlockConfig(unit=unit, max_df=1.0, min_sim=0.01, top_k={"default": 1}, max_postings=3)
         return {(p.id_a, p.id_b) for p in
-                top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, {"paper": 4}).collect()}
+                top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, {"paper": 8}).collect()}
 
     assert pairs("words") == set()  # each word is in all four names of a side: every one is dropped
     terms = {r.gram for r in ngram_weights(nodes, 3, 1.0, "word_pairs").where("id = 'A0'").collect()}
