@@ -123,11 +123,22 @@ def rarest_grams(weights: DataFrame, prefix: int) -> DataFrame:
     return weights.withColumn("rank", rank).where(F.col("rank") <= prefix).drop("rank")
 
 
+def gram_sizes(weights: DataFrame) -> DataFrame:
+    """(type, gram, n_a, n_b, size): how many names of each side hold each gram; its size (how
+    crowded it is) is the larger of the two."""
+    return (weights.groupBy("type", "gram")
+            .agg(F.count_if(F.col("kg") == KG_A).alias("n_a"), F.count_if(F.col("kg") == KG_B).alias("n_b"))
+            .withColumn("size", F.greatest("n_a", "n_b")))
+
+
+def keep_grams(weights: DataFrame, sizes: DataFrame, limit: Column) -> DataFrame:
+    """The weights of the grams whose size (``gram_sizes``) is at most ``limit``."""
+    return weights.join(sizes.where(F.col("size") <= limit).select("type", "gram"), ["type", "gram"], "left_semi")
+
+
 def without_crowded_grams(weights: DataFrame, max_postings: int) -> DataFrame:
     """Drops the grams that more than ``max_postings`` names of one side and type hold."""
-    crowded = (weights.groupBy("kg", "type", "gram").agg(F.count("*").alias("n"))
-               .where(F.col("n") > max_postings).select("type", "gram").distinct())
-    return weights.join(crowded, ["type", "gram"], "left_anti")
+    return keep_grams(weights, gram_sizes(weights), F.lit(max_postings))
 
 
 def posting_limit(rows_by_size: list[tuple[int, int]], budget: float) -> int:
@@ -142,24 +153,26 @@ def posting_limit(rows_by_size: list[tuple[int, int]], budget: float) -> int:
     return limit
 
 
-def within_pair_budget(weights: DataFrame, rows_per_name: float, names_per_type: dict[str, int]) -> DataFrame:
+def within_pair_budget(weights: DataFrame, rows_per_name: float, names_per_type: dict[str, int],
+                       max_postings: int | None = None) -> DataFrame:
     """Drops the most crowded grams of each type until its join makes at most ``rows_per_name``
-    rows per name of the type (one (A name, B name, gram) row per pair of names sharing a gram).
-    A gram's size is the larger number of names of one side holding it."""
-    per_gram = weights.groupBy("type", "gram").agg(
-        F.count_if(F.col("kg") == KG_A).alias("n_a"), F.count_if(F.col("kg") == KG_B).alias("n_b"))
-    rows_by_size = (per_gram.where((F.col("n_a") > 0) & (F.col("n_b") > 0))
-                    .groupBy("type", F.greatest("n_a", "n_b").alias("size"))
-                    .agg(F.sum(F.col("n_a") * F.col("n_b")).alias("rows")).collect())
+    rows per name of the type (one (A name, B name, gram) row per pair of names sharing a gram),
+    and any gram larger than ``max_postings``: one size limit per type for both settings."""
+    sizes = gram_sizes(weights)
+    shared = sizes.where((F.col("n_a") > 0) & (F.col("n_b") > 0))
+    if max_postings:
+        shared = shared.where(F.col("size") <= max_postings)
+    rows_by_size = shared.groupBy("type", "size").agg(F.sum(F.col("n_a") * F.col("n_b")).alias("rows")).collect()
     limits = {
         t: posting_limit([(r["size"], r["rows"]) for r in rows_by_size if r["type"] == t], rows_per_name * n)
         for t, n in names_per_type.items()
     }
+    if max_postings:
+        limits = {t: min(k, max_postings) for t, k in limits.items()}
     log.info("block: a budget of %s rows per name keeps the grams held by at most %s names of a side",
              rows_per_name, dict(sorted(limits.items())))
     limit = F.create_map(*[x for t, k in limits.items() for x in (F.lit(t), F.lit(k))])
-    kept = per_gram.where(F.greatest("n_a", "n_b") <= limit[F.col("type")]).select("type", "gram")
-    return weights.join(kept, ["type", "gram"], "left_semi")
+    return keep_grams(weights, sizes, limit[F.col("type")])
 
 
 def top_k_pairs(weights: DataFrame, cfg: BlockConfig, names_per_type: dict[str, int]) -> DataFrame:
@@ -169,10 +182,10 @@ def top_k_pairs(weights: DataFrame, cfg: BlockConfig, names_per_type: dict[str, 
     # adaptive execution would coalesce them into one partition and run the whole join on one
     # core. An explicit repartition by gram is never coalesced, so the join stays spread.
     parts = int(weights.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    if cfg.max_postings:
-        weights = without_crowded_grams(weights, cfg.max_postings)
     if cfg.max_pairs_per_name:
-        weights = within_pair_budget(weights, cfg.max_pairs_per_name, names_per_type)
+        weights = within_pair_budget(weights, cfg.max_pairs_per_name, names_per_type, cfg.max_postings)
+    elif cfg.max_postings:
+        weights = without_crowded_grams(weights, cfg.max_postings)
 
     def side(kg: str, df: DataFrame) -> DataFrame:
         suffix = kg.lower()
