@@ -42,6 +42,11 @@ class ModelConfig:
     # lengths of the level-0 parts (name, numeric: model/features.py), each of which gets its
     # own skip weight; () = one part. The train stage sets it from the features file.
     level0_blocks: tuple[int, ...] = ()
+    # what each block holds ("name", "numeric", "identity"), parallel to level0_blocks; a
+    # "numeric" block is (value, present) per attribute, and each attribute gets a distance and
+    # skip weight of its own, counted only where both nodes have the value. () = every block
+    # is compared as one vector. The train stage sets it from the features file.
+    level0_kinds: tuple[str, ...] = ()
     # whether the pair distance reads the rows' lexical cosine (lex_sim); the train stage sets
     # it from the features stage's output (features.lexical)
     lexical_similarity: bool = False
@@ -55,6 +60,10 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "level0_blocks", tuple(int(b) for b in self.level0_blocks))  # JSON gives a list
+        object.__setattr__(self, "level0_kinds", tuple(str(k) for k in self.level0_kinds))
+        if self.level0_kinds and len(self.level0_kinds) != len(self.level0_blocks):
+            raise ValueError(f"model.level0_kinds {self.level0_kinds} must name each of the level0_blocks "
+                             f"{self.level0_blocks}")
         if self.hidden < 2 or self.hidden % 2:
             raise ValueError(f"model.hidden must be an even number >= 2, got {self.hidden}")
         if self.num_bases < 1:
@@ -101,10 +110,13 @@ class CGMuAlign(nn.Module):
         if sum(self.level0_blocks) != in_dim:
             raise ValueError(f"model.level0_blocks {self.level0_blocks} add up to {sum(self.level0_blocks)}, "
                              f"but the features have {in_dim} dimensions; rerun the features stage")
+        self.level0_kinds = tuple(config.level0_kinds) or ("vector",) * len(self.level0_blocks)
         if config.level0_skip:
-            # one non-negative weight per level-0 part, so that the name and the numbers each
-            # count as much as they tell
-            self.level0_weight = nn.Parameter(torch.zeros(len(self.level0_blocks)))  # softplus(0) = 0.69
+            # one non-negative weight per level-0 distance (the name; each numeric attribute), so
+            # that each counts as much as it tells
+            num_terms = sum(size // 2 if kind == "numeric" else 1
+                            for kind, size in zip(self.level0_kinds, self.level0_blocks))
+            self.level0_weight = nn.Parameter(torch.zeros(num_terms))  # softplus(0) = 0.69
             # the pair's lexical cosine (pipeline/features.py) enters as w * (1 - lex_sim)
             self.lexical_weight = nn.Parameter(torch.zeros(()))
             # the graph part starts small (softplus(-2) = 0.13) and grows as far as it helps: with a
@@ -238,15 +250,26 @@ class CGMuAlign(nn.Module):
         if self.config.level0_skip:
             softplus = nn.functional.softplus
             distance = softplus(self.graph_weight) * distance
-            x_a, x_b = own
-            weight = softplus(self.level0_weight)
-            for k, diff in enumerate(torch.split(x_a - x_b, self.level0_blocks, dim=-1)):
-                distance = distance + weight[k] * torch.sqrt((diff ** 2).sum(-1) + 1e-9)
+            distance = distance + self.level0_distances(*own) @ softplus(self.level0_weight)
             if self.config.lexical_similarity:
                 distance = distance + softplus(self.lexical_weight) * (1 - batch.lex_sim)
         if self.config.neighbour_match:
             distance = distance + self._neighbour_mismatch(nbr, batch, rel_a, rel_b)
         return PairOutput(distance, w_a, w_b)
+
+    def level0_distances(self, x_a: Tensor, x_b: Tensor) -> Tensor:
+        """[P, T]: the distance of the two centres' level-0 vectors, one column per term: a
+        vector block (name, identity) as one Euclidean distance; a numeric block, per attribute,
+        |value_a - value_b| where both nodes have it and 0 where either lacks it (a missing
+        price is not a different price)."""
+        terms = []
+        for kind, a, b in zip(self.level0_kinds, torch.split(x_a, self.level0_blocks, dim=-1),
+                              torch.split(x_b, self.level0_blocks, dim=-1)):
+            if kind == "numeric":  # (value, present) per attribute
+                terms.append((a[:, 0::2] - b[:, 0::2]).abs() * a[:, 1::2] * b[:, 1::2])
+            else:
+                terms.append(torch.sqrt(((a - b) ** 2).sum(-1, keepdim=True) + 1e-9))
+        return torch.cat(terms, dim=-1)
 
     def _neighbour_mismatch(self, nbr: Callable[[Tensor], Tensor], batch: PairBatch, rel_a: Tensor,
                             rel_b: Tensor) -> Tensor:

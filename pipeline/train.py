@@ -196,8 +196,9 @@ def run(ctx: StageContext) -> StageResult:
         n_valid_gold = valid_links(spark.read.parquet(str(paths.gold)), cfg.train).count()
     relations = json.loads(paths.relations.read_text())
     features = map_matrix_file(write_matrix_file(paths.node_features, paths.node_feature_matrix))
-    blocks = tuple(size for _, size in feature_blocks(paths.node_features))
-    model_config = dataclasses.replace(cfg.model, level0_blocks=blocks,
+    blocks = feature_blocks(paths.node_features)
+    model_config = dataclasses.replace(cfg.model, level0_blocks=tuple(size for _, size in blocks),
+                                       level0_kinds=tuple(kind for kind, _ in blocks),
                                        lexical_similarity=paths.lexical_terms.exists())
     seeds = write_seed_anchors(ctx)
     anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
