@@ -117,6 +117,12 @@ class CGMuAlign(nn.Module):
             num_terms = sum(size // 2 if kind == "numeric" else 1
                             for kind, size in zip(self.level0_kinds, self.level0_blocks))
             self.level0_weight = nn.Parameter(torch.zeros(num_terms))  # softplus(0) = 0.69
+            # per numeric attribute, how sharply a difference counts: 1 - exp(-s |dz|), s learnt
+            # (softplus(1.5) = 1.7 at the start), so an equal running time (to the second) can
+            # count far more than a close one, which a distance linear in |dz| cannot say
+            num_numeric = sum(size // 2 for kind, size in zip(self.level0_kinds, self.level0_blocks)
+                              if kind == "numeric")
+            self.numeric_sharpness = nn.Parameter(torch.full((num_numeric,), 1.5))
             # the pair's lexical cosine (pipeline/features.py) enters as w * (1 - lex_sim)
             self.lexical_weight = nn.Parameter(torch.zeros(()))
             # the graph part starts small (softplus(-2) = 0.13) and grows as far as it helps: with a
@@ -130,7 +136,7 @@ class CGMuAlign(nn.Module):
         """The few scalars that weigh the distance's parts (graph, level-0 parts, lexical). They
         must move far (a lexical weight of ~15 against ~1 for the name was the best mix on
         Walmart-Amazon), so training gives them a learning rate of their own."""
-        names = ("graph_weight", "level0_weight", "lexical_weight", "neighbour_match_weight")
+        names = ("graph_weight", "level0_weight", "lexical_weight", "neighbour_match_weight", "numeric_sharpness")
         return [p for n, p in self.named_parameters() if n in names]
 
     def _own_centre_correction(self, x_own: Tensor, nbr: Callable[[Tensor], Tensor], centre: Tensor,
@@ -260,13 +266,17 @@ class CGMuAlign(nn.Module):
     def level0_distances(self, x_a: Tensor, x_b: Tensor) -> Tensor:
         """[P, T]: the distance of the two centres' level-0 vectors, one column per term: a
         vector block (name, identity) as one Euclidean distance; a numeric block, per attribute,
-        |value_a - value_b| where both nodes have it and 0 where either lacks it (a missing
-        price is not a different price)."""
-        terms = []
+        1 - exp(-s |value_a - value_b|) (s learnt per attribute) where both nodes have it and 0
+        where either lacks it (a missing price is not a different price)."""
+        terms, numeric = [], 0
         for kind, a, b in zip(self.level0_kinds, torch.split(x_a, self.level0_blocks, dim=-1),
                               torch.split(x_b, self.level0_blocks, dim=-1)):
             if kind == "numeric":  # (value, present) per attribute
-                terms.append((a[:, 0::2] - b[:, 0::2]).abs() * a[:, 1::2] * b[:, 1::2])
+                keys = a.shape[1] // 2
+                sharpness = nn.functional.softplus(self.numeric_sharpness[numeric:numeric + keys])
+                numeric += keys
+                diff = (a[:, 0::2] - b[:, 0::2]).abs()
+                terms.append((1 - torch.exp(-sharpness * diff)) * a[:, 1::2] * b[:, 1::2])
             else:
                 terms.append(torch.sqrt(((a - b) ** 2).sum(-1, keepdim=True) + 1e-9))
         return torch.cat(terms, dim=-1)

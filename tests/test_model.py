@@ -297,6 +297,30 @@ def test_level0_parts_must_cover_the_features():
         CGMuAlign(ModelConfig(hidden=16, level0_blocks=(6, 3)), DIM, RELS)
 
 
+def test_a_numeric_attribute_counts_only_where_both_nodes_have_it():
+    """Level-0 layout: name (4), then numeric (value, present) for two attributes. A value only
+    one centre has adds nothing (a missing price is not a different price); a value both have
+    adds a term that grows with the difference and saturates."""
+    model = _model(level0_blocks=(4, 4), level0_kinds=("name", "numeric"))
+    name = torch.randn(1, 4)
+
+    def distances(a, b):  # (value, present) of the two attributes on each side
+        x_a = torch.cat([name, torch.tensor([a], dtype=torch.float32)], dim=1)
+        x_b = torch.cat([name, torch.tensor([b], dtype=torch.float32)], dim=1)
+        return model.level0_distances(x_a, x_b)[0]
+
+    assert distances([1.0, 1, 0.0, 0], [1.0, 1, 0.0, 0]).abs().max() < 1e-4  # equal, and name equal
+    # the first attribute missing on b: no term, however far a's value is
+    assert distances([5.0, 1, 0.0, 0], [0.0, 0, 0.0, 0])[1] == 0
+    near, far, farther = (distances([0.0, 1, 0.0, 0], [d, 1, 0.0, 0])[1] for d in (0.1, 1.0, 10.0))
+    assert 0 < near < far < farther <= 1
+    # the second attribute's term is its own column, and moves only with its own values
+    both = distances([0.0, 1, 0.0, 1], [1.0, 1, 2.0, 1])
+    assert both.shape == (3,) and both[1] == far and both[2] > both[1]
+    with pytest.raises(ValueError, match="level0_kinds"):
+        ModelConfig(level0_blocks=(4, 4), level0_kinds=("name",))
+
+
 def test_neighbour_match_rewards_same_named_neighbours_by_the_same_relation():
     """Pair (0, 1) with one neighbour each side by relation 0. Only the neighbour-match term
     is on (no level-0 skip); with the graph part silenced, the distance is that term alone."""
