@@ -16,6 +16,12 @@ many rows per name (a bound on the whole join, not on one term), and ``prefix`` 
 only through each name's rarest terms (prefix filtering), still scoring them on every shared
 term.
 
+``vector_top_k`` adds, per type, each name's k nearest names of the other side by the level-0
+name vector (the features stage's MiniLM vectors, cosine; ``nearest_names``), for what shares
+no n-gram: names in two languages, reworded titles. Exact (every A name against every B name
+of the type, in chunks), so bounded by ``vector_max_products``; a pair both methods find keeps
+the higher of its two similarities.
+
 Writes ``candidates`` (CANDIDATE) and ``blocking.json``: candidate count, reduction ratio,
 pair completeness against the gold links, candidates per entity.
 """
@@ -24,10 +30,14 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from model.features import feature_blocks, load_feature_matrix
 from pipeline.config import BlockConfig
 from pipeline.features import name_key
 from pipeline.schema import CANDIDATE, KG_A, KG_B
@@ -249,6 +259,67 @@ def diagnostics(nodes: DataFrame, cands: DataFrame, gold: DataFrame) -> dict:
     }
 
 
+def nearest_names(vec_a: np.ndarray, vec_b: np.ndarray, k: int,
+                  chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row of ``vec_a``'s k most similar rows of ``vec_b`` and each row of ``vec_b``'s k
+    most similar rows of ``vec_a``, by cosine. Returns (row in a, row in b, cosine), every pair
+    once, sorted by (row in a, row in b). Memory: one chunk of rows times the other side."""
+    unit_a, unit_b = (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) for v in (vec_a, vec_b))
+
+    def best(query: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        top = min(k, len(base))
+        rows, cols = [], []
+        for start in range(0, len(query), chunk):
+            sims = query[start:start + chunk] @ base.T
+            cols.append(np.argpartition(-sims, top - 1, axis=1)[:, :top].ravel())
+            rows.append(np.repeat(np.arange(start, start + len(sims)), top))
+        return np.concatenate(rows), np.concatenate(cols)
+
+    if not len(unit_a) or not len(unit_b) or k == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.float32)
+    a_rows, b_of_a = best(unit_a, unit_b)
+    b_rows, a_of_b = best(unit_b, unit_a)
+    keys = np.unique(np.concatenate([a_rows * len(unit_b) + b_of_a, a_of_b * len(unit_b) + b_rows]))
+    rows_a, rows_b = keys // len(unit_b), keys % len(unit_b)
+    return rows_a, rows_b, np.einsum("ij,ij->i", unit_a[rows_a], unit_b[rows_b])
+
+
+def vector_candidates(ctx: StageContext, names_per_kg_type: dict[tuple[str, str], int]) -> DataFrame:
+    """(id_a, id_b, type, sim): ``nearest_names`` over the features stage's name vectors, per
+    type, on the driver (the vectors are one local Arrow file, as the model reads them)."""
+    cfg, paths = ctx.config.block, ctx.paths
+    for node_type in sorted({t for _, t in names_per_kg_type}):
+        products = names_per_kg_type.get((KG_A, node_type), 0) * names_per_kg_type.get((KG_B, node_type), 0)
+        if products > cfg.vector_max_products:
+            raise ValueError(
+                f"block.vector_top_k compares every name of a type with every name of the other side: type "
+                f"{node_type!r} has {names_per_kg_type.get((KG_A, node_type), 0):,} x "
+                f"{names_per_kg_type.get((KG_B, node_type), 0):,} names, above block.vector_max_products "
+                f"({cfg.vector_max_products:.3g}). Set block.vector_top_k: 0 for graphs this large "
+                f"(docs/scaling.md), or raise the limit if the driver can afford it")
+    index = pq.read_table(str(paths.node_index), columns=["nid", "kg", "id", "type"]).to_pandas()
+    name_dim = feature_blocks(paths.node_features)[0][1]
+    vectors = load_feature_matrix(paths.node_features)[:, :name_dim]
+    found = []
+    for node_type, nodes in index.groupby("type", sort=True):
+        a = nodes[nodes["kg"] == KG_A].sort_values("id")
+        b = nodes[nodes["kg"] == KG_B].sort_values("id")
+        rows_a, rows_b, sims = nearest_names(vectors[a["nid"].to_numpy()], vectors[b["nid"].to_numpy()],
+                                             cfg.vector_top_k)
+        found.append(pd.DataFrame({"id_a": a["id"].to_numpy()[rows_a], "id_b": b["id"].to_numpy()[rows_b],
+                                   "type": node_type, "sim": sims.astype(np.float64).round(9)}))
+    pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=CANDIDATE.fieldNames())
+    log.info("block: %d pairs by name vector (%d nearest per name, both sides)", len(pairs), cfg.vector_top_k)
+    return ctx.spark.createDataFrame(pairs, CANDIDATE)
+
+
+def with_vector_candidates(cands: DataFrame, by_vector: DataFrame) -> DataFrame:
+    """The union of both candidate sets; a pair both found keeps the higher similarity."""
+    return (cands.unionByName(by_vector).groupBy("id_a", "id_b", "type").agg(F.max("sim").alias("sim"))
+            .select(*CANDIDATE.fieldNames()))
+
+
 def run(ctx: StageContext) -> StageResult:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.block
     nodes = spark.read.parquet(str(paths.nodes))
@@ -261,6 +332,9 @@ def run(ctx: StageContext) -> StageResult:
         cands = top_k_pairs(weights, cfg, names_per_type)
     else:
         cands = anchor_candidates(nodes, spark.read.parquet(str(paths.edges)), gold, cfg, sorted(names_per_type))
+    if cfg.vector_top_k:
+        names_per_kg_type = {(r["kg"], r["type"]): r["count"] for r in nodes.groupBy("kg", "type").count().collect()}
+        cands = with_vector_candidates(cands, vector_candidates(ctx, names_per_kg_type))
     cands.write.mode("overwrite").parquet(str(paths.candidates))
     if weights is not None:
         weights.unpersist()

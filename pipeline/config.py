@@ -106,6 +106,14 @@ class BlockConfig(_Strict):
     # type (max_postings can only bound the rows per term, and at 1M per side thousands of
     # terms sit just under it).
     max_pairs_per_name: float | None = Field(None, gt=0)
+    # Besides the TF-IDF partners: each name's k nearest names of the other side and type by
+    # the level-0 name vector (MiniLM cosine), exact, from both sides. Finds what shares no
+    # character n-gram (translations, reworded titles). It compares every name with every
+    # name of the other side (a matrix product per type), so it is for graphs of up to a few
+    # ten thousand names per type: a type above vector_max_products (names A x names B) is
+    # refused with an error. 0 = off.
+    vector_top_k: int = Field(0, ge=0)
+    vector_max_products: float = Field(2e9, gt=0)
 
     def k_for(self, node_type: str) -> int:
         return self.top_k.get(node_type, self.top_k.get("default", 10))

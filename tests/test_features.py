@@ -167,3 +167,23 @@ def test_dense_index_numbers_rows_in_order_without_gaps(spark):
     rows = sorted(with_dense_index(df, ["kg", "id"], "nid").collect(), key=lambda r: r.nid)
     assert [r.nid for r in rows] == list(range(1001))
     assert [(r.kg, r.id) for r in rows] == sorted((r.kg, r.id) for r in df.collect())
+
+
+def test_nearest_names_takes_each_names_best_partners_from_both_sides():
+    """block.vector_top_k: a's rows find their nearest b rows and b's rows theirs; a pair found
+    from both sides comes once, with its cosine (vectors need not be unit length)."""
+    from pipeline.block import nearest_names
+
+    vec_a = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], np.float32)
+    vec_b = np.array([[3.0, 0.1], [0.1, 1.0], [-1.0, 0.0], [-1.0, -0.1]], np.float32)
+    rows_a, rows_b, cos = nearest_names(vec_a, vec_b, k=1)
+    # from a: a0 -> b0, a1 -> b1, a2 -> b1 (cos 0.77 beats b0's 0.74); from b: b0 -> a0, b1 -> a1,
+    # and b2, b3, which point away from every a, -> their least bad partner, a1
+    assert list(zip(rows_a.tolist(), rows_b.tolist())) == [(0, 0), (1, 1), (1, 2), (1, 3), (2, 1)]
+    unit_a = vec_a / np.linalg.norm(vec_a, axis=1, keepdims=True)
+    unit_b = vec_b / np.linalg.norm(vec_b, axis=1, keepdims=True)
+    np.testing.assert_allclose(cos, (unit_a[rows_a] * unit_b[rows_b]).sum(1), rtol=1e-6)
+    # k=2 keeps a superset
+    pairs = set(zip(rows_a.tolist(), rows_b.tolist()))
+    wider = set(zip(*[r.tolist() for r in nearest_names(vec_a, vec_b, k=2)[:2]]))
+    assert pairs < wider

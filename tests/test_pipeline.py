@@ -25,6 +25,34 @@ def test_blocking_keeps_known_gold_pairs(dblp_run, spark):
     assert report["per_type"]["paper"]["mean_per_entity"] <= 10
 
 
+def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
+    """block.vector_top_k on the slice's features: every A and B name gets its nearest partners
+    of its own type by MiniLM cosine, the gold paper links are among them, and the union with the
+    TF-IDF candidates keeps each pair once; a type above vector_max_products is refused."""
+    import pytest
+
+    from pipeline.block import vector_candidates, with_vector_candidates
+
+    cfg, paths, _ = dblp_run
+    vector_cfg = cfg.model_copy(update={"block": cfg.block.model_copy(update={"vector_top_k": 2})})
+    nodes = spark.read.parquet(str(paths.nodes))
+    counts = {(r["kg"], r["type"]): r["count"] for r in nodes.groupBy("kg", "type").count().collect()}
+    by_vector = vector_candidates(StageContext(spark, vector_cfg, paths), counts).cache()
+    per_name = by_vector.groupBy("type", "id_a").count()
+    assert per_name.count() == sum(n for (kg, _), n in counts.items() if kg == "A")  # every A name
+    assert by_vector.select("type", "id_b").distinct().count() == sum(n for (kg, _), n in counts.items() if kg == "B")
+    assert by_vector.where("sim < -1.0001 OR sim > 1.0001").count() == 0
+    gold = spark.read.parquet(str(paths.gold)).where(F.col("id_a").startswith("paper/"))
+    found = gold.join(by_vector, ["id_a", "id_b"]).count()
+    assert found >= 0.95 * gold.count()
+    tfidf = spark.read.parquet(str(paths.candidates))
+    union = with_vector_candidates(tfidf, by_vector)
+    assert union.count() == union.select("id_a", "id_b").distinct().count() >= tfidf.count()
+    small = cfg.model_copy(update={"block": cfg.block.model_copy(update={"vector_top_k": 2, "vector_max_products": 10})})
+    with pytest.raises(ValueError, match="vector_max_products"):
+        vector_candidates(StageContext(spark, small, paths), counts)
+
+
 def test_shards_hold_capped_two_hop_neighbourhoods(dblp_run, spark):
     cfg, paths, _ = dblp_run
     shards = spark.read.parquet(str(paths.shards))
