@@ -39,8 +39,9 @@ class ModelConfig:
     # gets a learnt weight too. A skip connection, so that what the names already say is not
     # lost in the projections when only a few hundred links train them (model/README.md).
     level0_skip: bool = True
-    # lengths of the level-0 parts (name, numeric: model/features.py), each of which gets its
-    # own skip weight; () = one part. The train stage sets it from the features file.
+    # lengths of the level-0 parts (name, numeric, identity: pipeline/features.py), each
+    # compared on its own in the skip term; () = one part. The train stage sets it from the
+    # features file.
     level0_blocks: tuple[int, ...] = ()
     # what each block holds ("name", "numeric", "identity"), parallel to level0_blocks; a
     # "numeric" block is (value, present) per attribute, and each attribute gets a distance and
@@ -133,7 +134,8 @@ class CGMuAlign(nn.Module):
             self.neighbour_match_weight = nn.Parameter(torch.full((num_relations,), -1.0))
 
     def mixing_parameters(self) -> list[nn.Parameter]:
-        """The few scalars that weigh the distance's parts (graph, level-0 parts, lexical). They
+        """The few scalars that weigh the distance's parts (graph, level-0 parts, lexical,
+        neighbour match) and shape its numeric terms (their sharpness). They
         must move far (a lexical weight of ~15 against ~1 for the name was the best mix on
         Walmart-Amazon), so training gives them a learning rate of their own."""
         names = ("graph_weight", "level0_weight", "lexical_weight", "neighbour_match_weight", "numeric_sharpness")

@@ -299,7 +299,7 @@ def vector_candidates(ctx: StageContext, names_per_kg_type: dict[tuple[str, str]
                 f"({cfg.vector_max_products:.3g}). Set block.vector_top_k: 0 for graphs this large "
                 f"(docs/scaling.md), or raise the limit if the driver can afford it")
     index = pq.read_table(str(paths.node_index), columns=["nid", "kg", "id", "type"]).to_pandas()
-    name_dim = feature_blocks(paths.node_features)[0][1]
+    name_dim = feature_blocks(paths.node_features)[0][1]  # the name block comes first (pipeline/features.py)
     vectors = load_feature_matrix(paths.node_features)[:, :name_dim]
     found = []
     for node_type, nodes in index.groupby("type", sort=True):
