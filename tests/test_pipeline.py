@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
@@ -29,8 +30,6 @@ def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
     """block.vector_top_k on the slice's features: every A and B name gets its nearest partners
     of its own type by MiniLM cosine, the gold paper links are among them, and the union with the
     TF-IDF candidates keeps each pair once; a type above vector_max_products is refused."""
-    import pytest
-
     from pipeline.block import vector_candidates, with_vector_candidates
 
     cfg, paths, _ = dblp_run
