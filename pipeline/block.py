@@ -285,20 +285,20 @@ def nearest_names(vec_a: np.ndarray, vec_b: np.ndarray, k: int,
     return rows_a, rows_b, np.einsum("ij,ij->i", unit_a[rows_a], unit_b[rows_b])
 
 
-def vector_candidates(ctx: StageContext, names_per_kg_type: dict[tuple[str, str], int]) -> DataFrame:
+def vector_candidates(ctx: StageContext) -> DataFrame:
     """(id_a, id_b, type, sim): ``nearest_names`` over the features stage's name vectors, per
     type, on the driver (the vectors are one local Arrow file, as the model reads them)."""
     cfg, paths = ctx.config.block, ctx.paths
-    for node_type in sorted({t for _, t in names_per_kg_type}):
-        products = names_per_kg_type.get((KG_A, node_type), 0) * names_per_kg_type.get((KG_B, node_type), 0)
-        if products > cfg.vector_max_products:
+    index = pq.read_table(str(paths.node_index), columns=["nid", "kg", "id", "type"]).to_pandas()
+    names = index.groupby(["type", "kg"]).size()
+    for node_type in sorted(index["type"].unique()):
+        n_a, n_b = names.get((node_type, KG_A), 0), names.get((node_type, KG_B), 0)
+        if n_a * n_b > cfg.vector_max_products:
             raise ValueError(
                 f"block.vector_top_k compares every name of a type with every name of the other side: type "
-                f"{node_type!r} has {names_per_kg_type.get((KG_A, node_type), 0):,} x "
-                f"{names_per_kg_type.get((KG_B, node_type), 0):,} names, above block.vector_max_products "
+                f"{node_type!r} has {n_a:,} x {n_b:,} names, above block.vector_max_products "
                 f"({cfg.vector_max_products:.3g}). Set block.vector_top_k: 0 for graphs this large "
                 f"(docs/scaling.md), or raise the limit if the driver can afford it")
-    index = pq.read_table(str(paths.node_index), columns=["nid", "kg", "id", "type"]).to_pandas()
     name_dim = feature_blocks(paths.node_features)[0][1]  # the name block comes first (pipeline/features.py)
     vectors = load_feature_matrix(paths.node_features)[:, :name_dim]
     found = []
@@ -333,8 +333,7 @@ def run(ctx: StageContext) -> StageResult:
     else:
         cands = anchor_candidates(nodes, spark.read.parquet(str(paths.edges)), gold, cfg, sorted(names_per_type))
     if cfg.vector_top_k:
-        names_per_kg_type = {(r["kg"], r["type"]): r["count"] for r in nodes.groupBy("kg", "type").count().collect()}
-        cands = with_vector_candidates(cands, vector_candidates(ctx, names_per_kg_type))
+        cands = with_vector_candidates(cands, vector_candidates(ctx))
     cands.write.mode("overwrite").parquet(str(paths.candidates))
     if weights is not None:
         weights.unpersist()

@@ -36,7 +36,7 @@ def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
     vector_cfg = cfg.model_copy(update={"block": cfg.block.model_copy(update={"vector_top_k": 2})})
     nodes = spark.read.parquet(str(paths.nodes))
     counts = {(r["kg"], r["type"]): r["count"] for r in nodes.groupBy("kg", "type").count().collect()}
-    by_vector = vector_candidates(StageContext(spark, vector_cfg, paths), counts).cache()
+    by_vector = vector_candidates(StageContext(spark, vector_cfg, paths)).cache()
     per_name = by_vector.groupBy("type", "id_a").count()
     assert per_name.count() == sum(n for (kg, _), n in counts.items() if kg == "A")  # every A name
     assert by_vector.select("type", "id_b").distinct().count() == sum(n for (kg, _), n in counts.items() if kg == "B")
@@ -49,7 +49,7 @@ def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
     assert union.count() == union.select("id_a", "id_b").distinct().count() >= tfidf.count()
     small = cfg.model_copy(update={"block": cfg.block.model_copy(update={"vector_top_k": 2, "vector_max_products": 10})})
     with pytest.raises(ValueError, match="vector_max_products"):
-        vector_candidates(StageContext(spark, small, paths), counts)
+        vector_candidates(StageContext(spark, small, paths))
 
 
 def test_shards_hold_capped_two_hop_neighbourhoods(dblp_run, spark):
