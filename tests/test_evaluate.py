@@ -1,0 +1,35 @@
+"""The evaluate stage's figures on hand-made scores (no Spark): ranks among every candidate, and
+among the test targets only (the KG-alignment literature's protocol)."""
+import pandas as pd
+
+from pipeline.evaluate import figures
+
+
+def frame(rows, columns=("id_a", "id_b", "score")):
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def test_ranks_among_test_targets_drop_the_candidates_no_test_link_ends_at():
+    # test links a1-b1, a2-b2; bt is a train-linked target, bx an unlinked one
+    test = frame([("a1", "b1"), ("a2", "b2")], ("id_a", "id_b"))
+    gold = frame([("a1", "b1"), ("a2", "b2"), ("at", "bt")], ("id_a", "id_b"))
+    scored = frame([
+        ("a1", "bt", 0.9), ("a1", "b1", 0.8), ("a1", "b2", 0.1),  # a train target outranks b1
+        ("a2", "bx", 0.7), ("a2", "b1", 0.6), ("a2", "b2", 0.5),  # so do an unlinked one and b1
+        ("at", "b2", 0.95),  # a train entity's candidate: touches test entity b2
+    ])
+    aligned = frame([("a1", "b1", 0.8), ("a2", "bx", 0.7), ("at", "bt", 0.9)])
+
+    got = figures(test, gold, aligned, scored)
+
+    assert (got["hits_at_1"], got["hits_at_10"]) == (0.0, 1.0)
+    assert got["mrr"] == round((1 / 2 + 1 / 3) / 2, 4)
+    among = got["among_test_targets"]
+    # a1: b1 first once bt is gone; a2: b1 still outranks b2
+    assert (among["hits_at_1"], among["hits_at_10"], among["mrr"]) == (0.5, 1.0, 0.75)
+    # one-to-one over the test entities only: a1 takes b1, so a2 gets b2; over every candidate,
+    # at takes b2 and a1 takes bt, so no test link is kept
+    assert among["hits_at_1_one_to_one"] == 1.0
+    assert got["hits_at_1_one_to_one"] == 0.0
+    # end-to-end precision and recall count the aligned pairs touching a test entity only
+    assert (got["precision"], got["recall"], got["aligned_touching_test"]) == (0.5, 0.5, 2)
