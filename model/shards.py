@@ -49,7 +49,7 @@ class PairBatch:
         given every node's precomputed first-layer message (``model.infer.node_messages``)."""
         if isinstance(rows, pa.RecordBatch):
             rows = pa.Table.from_batches([rows])
-        sides = {s: _side_arrays(rows, s) for s in ("a", "b")}
+        sides = {s: _side_arrays(rows, s, with_edges) for s in ("a", "b")}
         edges = _edges_once(list(sides.values())) if with_edges else np.empty((0, 3), np.int64)
         n_pairs = rows.num_rows
         hop1_ids = [sides[s]["hop1"][sides[s]["mask"]] for s in ("a", "b")]  # in the edges too, if any
@@ -119,7 +119,9 @@ def _list_column(rows: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], values[offsets[0] : offsets[-1]] if len(offsets) else values
 
 
-def _side_arrays(rows: pa.Table, side: str) -> dict[str, np.ndarray]:
+def _side_arrays(rows: pa.Table, side: str, with_edges: bool = True) -> dict[str, np.ndarray]:
+    """One side's centres, padded one-hop slots and returns; with ``with_edges``, also its
+    first-layer edges and their occurrences (``_edges_once`` reads them)."""
     centre = rows.column(f"nid_{side}").to_numpy(zero_copy_only=False).astype(np.int64)
     off1, hop1 = _list_column(rows, f"{side}_hop1")
     _, rel1 = _list_column(rows, f"{side}_hop1_rel")
@@ -132,7 +134,6 @@ def _side_arrays(rows: pa.Table, side: str) -> dict[str, np.ndarray]:
     pos1 = np.arange(len(hop1)) - off1[row1]
     row2 = np.repeat(np.arange(n), np.diff(off2))
     under = off1[row2] + parent  # the one-hop entry each two-hop node hangs from, as an index
-    parent_node = hop1[under]
     child_count = np.bincount(under, minlength=len(hop1))
     back = hop2 == centre[row2]
     returns = np.stack([row2[back], parent[back], rel2[back], child_count[under[back]]], axis=1)
@@ -142,14 +143,18 @@ def _side_arrays(rows: pa.Table, side: str) -> dict[str, np.ndarray]:
     padded_rel = np.zeros((n, width), dtype=np.int64)
     mask = np.zeros((n, width), dtype=bool)
     padded[row1, pos1], padded_rel[row1, pos1], mask[row1, pos1] = hop1, rel1, True
-    return {
+    arrays = {
         "centre": centre,
         "hop1": padded,
         "hop1_rel": padded_rel,
         "mask": mask,
         "returns": returns.astype(np.int64).reshape(-1, 4),
+    }
+    if not with_edges:
+        return arrays
+    return arrays | {
         # first-layer edges: centre <- its one-hop nodes, one-hop node <- its two-hop nodes
-        "edge_target": np.concatenate([np.repeat(centre, len1), parent_node]),
+        "edge_target": np.concatenate([np.repeat(centre, len1), hop1[under]]),
         "edge_child": np.concatenate([hop1, hop2]),
         "edge_rel": np.concatenate([rel1, rel2]),
         # occurrences of first-layer targets (each centre, each one-hop entry) and, per edge,
