@@ -139,6 +139,7 @@ class TrainConfig(_Strict):
     margin: float = Field(1.0, gt=0)
     hard_negatives: int = Field(5, ge=0, description="per side, from the blocking candidates")
     random_negatives: int = Field(5, ge=0, description="per side, random entities of the same type")
+    neighbour_negatives: int = Field(0, ge=0, description="per side, one-hop neighbours of the partner, same type")
     patience: int = Field(5, ge=1, description="epochs without a better valid F1 before stopping")
     # learning rate of the few scalars that weigh the pair distance's parts (graph, name,
     # numbers, lexical): at lr they moved too little in an epoch of a few dozen batches

@@ -1,8 +1,9 @@
 """train: fit CG-MuAlign on the train split, pick the threshold on valid, save the model.
 
 Training rows: for each gold train link (a, b), the positive pair, ``hard_negatives`` pairs
-(a, b') and (a', b) taken from the blocking candidates (most similar names first) and
-``random_negatives`` pairs of each kind with random nodes of the same type. Where the benchmark
+(a, b') and (a', b) taken from the blocking candidates (most similar names first),
+``random_negatives`` pairs of each kind with random nodes of the same type and
+``neighbour_negatives`` with one-hop neighbours of b (of a) of the same type. Where the benchmark
 has its own labelled pairs (``input/labelled``), its train negatives join the group of the
 positive they share an entity with, or form a group of their own (they then get a pointwise
 loss, model/train.py).
@@ -45,6 +46,25 @@ def hard_negatives(pos: DataFrame, cands: DataFrame, k: int) -> DataFrame:
     for keep, swap in (("id_a", "id_b"), ("id_b", "id_a")):
         wrong = pos.join(c.withColumnRenamed(swap, "neg"), [keep, "type"]).where(F.col("neg") != F.col(swap))
         wrong = wrong.withColumn("r", F.row_number().over(best)).where(F.col("r") <= k)
+        sides.append(wrong.select(keep, F.col("neg").alias(swap), "type", "group"))
+    return sides[0].unionByName(sides[1])
+
+
+def neighbour_negatives(pos: DataFrame, edges: DataFrame, nodes: DataFrame, k: int, seed: int) -> DataFrame:
+    """For each positive group (a, b): up to k of b's one-hop neighbours of the same type
+    paired with a, and k of a's paired with b (a seeded draw). A node and its neighbour share
+    much of their neighbourhood (a state and its largest city), so a graph model confuses
+    them; the name-hard and random negatives never show it such a pair. ``nodes``: (kg, id,
+    type) of the nodes a pair may use."""
+    undirected = edges.select("kg", F.col("src").alias("node"), F.col("dst").alias("neg")).unionByName(
+        edges.select("kg", F.col("dst").alias("node"), F.col("src").alias("neg"))).distinct()
+    typed = undirected.join(nodes.select("kg", F.col("id").alias("neg"), "type"), ["kg", "neg"])
+    draw = Window.partitionBy("group").orderBy(F.xxhash64("neg", F.lit(seed)), "neg")
+    sides = []
+    for kg, keep, swap in (("B", "id_a", "id_b"), ("A", "id_b", "id_a")):
+        near = typed.where(F.col("kg") == kg).select(F.col("node").alias(swap), "neg", "type")
+        wrong = pos.join(near, [swap, "type"]).where(F.col("neg") != F.col(swap))
+        wrong = wrong.withColumn("r", F.row_number().over(draw)).where(F.col("r") <= k)
         sides.append(wrong.select(keep, F.col("neg").alias(swap), "type", "group"))
     return sides[0].unionByName(sides[1])
 
@@ -131,10 +151,13 @@ def build_rows(ctx: StageContext) -> DataFrame:
     pos_pd = pos.toPandas()
     if pos_pd.empty:
         raise ValueError("no gold links with split 'train': the train stage needs labelled pairs")
-    pool = index.join(hoods.select("nid"), "nid").select("kg", "id", "type").toPandas()
-    rand = random_negatives(pos_pd, pool, cfg.random_negatives, cfg.seed)
+    pool = index.join(hoods.select("nid"), "nid").select("kg", "id", "type")
+    rand = random_negatives(pos_pd, pool.toPandas(), cfg.random_negatives, cfg.seed)
     negatives = hard_negatives(pos, cands, cfg.hard_negatives).unionByName(
         spark.createDataFrame(rand, schema="id_a string, id_b string, type string, group long"))
+    if cfg.neighbour_negatives:
+        edges = spark.read.parquet(str(paths.edges))
+        negatives = negatives.unionByName(neighbour_negatives(pos, edges, pool, cfg.neighbour_negatives, cfg.seed))
     if labelled is not None:
         negatives = negatives.unionByName(labelled_negatives(pos, labelled))
     train = pos.withColumn("label", F.lit(1)).unionByName(

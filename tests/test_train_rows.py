@@ -39,3 +39,30 @@ def test_max_valid_links_keeps_a_seeded_sample_of_the_trained_types(spark):
     assert len(first) == 3 and set(first) <= set(everything)
     assert sample(max_valid_links=3) == first  # the same links on every run with this seed
     assert any(sample(max_valid_links=3, seed=s) != first for s in range(2, 6))  # the seed draws them
+
+
+def test_neighbour_negatives_pair_each_end_with_the_other_ends_same_type_neighbours(spark):
+    from pipeline.train import neighbour_negatives
+
+    pos = spark.createDataFrame([("a1", "b1", "city", 7)], "id_a string, id_b string, type string, group long")
+    # b1 (a state) borders b2 and b3 (cities) and has a capital b4 (a city) but also a
+    # person b5; a1 has a single city neighbour a2
+    edges = spark.createDataFrame(
+        [("B", "b1", "r", "b2"), ("B", "b3", "r", "b1"), ("B", "b1", "r", "b4"), ("B", "b1", "r", "b5"),
+         ("B", "b2", "r", "b6"), ("A", "a1", "r", "a2")],
+        "kg string, src string, rel string, dst string")
+    nodes = spark.createDataFrame(
+        [("A", "a1", "city"), ("A", "a2", "city"), ("B", "b1", "city"), ("B", "b2", "city"),
+         ("B", "b3", "city"), ("B", "b4", "city"), ("B", "b5", "person"), ("B", "b6", "city")],
+        "kg string, id string, type string")
+
+    def pairs(k: int, seed: int = 1) -> set[tuple]:
+        return {tuple(r) for r in neighbour_negatives(pos, edges, nodes, k, seed).collect()}
+
+    every = pairs(k=5)
+    # both directions of an edge count; other types and two-hop nodes (b6) do not
+    assert every == {("a1", "b2", "city", 7), ("a1", "b3", "city", 7), ("a1", "b4", "city", 7),
+                     ("a2", "b1", "city", 7)}
+    two = pairs(k=2)
+    assert len([p for p in two if p[0] == "a1"]) == 2 and ("a2", "b1", "city", 7) in two
+    assert two <= every and pairs(k=2) == two  # a seeded draw: the same on every run
