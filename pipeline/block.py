@@ -18,7 +18,8 @@ term.
 
 ``vector_top_k`` adds, per type, each name's k nearest names of the other side by the level-0
 name vector (the features stage's MiniLM vectors, cosine; ``nearest_names``), for what shares
-no n-gram: names in two languages, reworded titles. Exact (every A name against every B name
+no n-gram: names in two languages, reworded titles. With ``vector_block: anchor_profile`` it
+compares the nodes' anchor profiles instead (graphs without names; pipeline/anchor_profile.py). Exact (every A name against every B name
 of the type, in chunks), so bounded by ``vector_max_products``; a pair both methods find keeps
 the higher of its two similarities.
 
@@ -286,8 +287,9 @@ def nearest_names(vec_a: np.ndarray, vec_b: np.ndarray, k: int,
 
 
 def vector_candidates(ctx: StageContext) -> DataFrame:
-    """(id_a, id_b, type, sim): ``nearest_names`` over the features stage's name vectors, per
-    type, on the driver (the vectors are one local Arrow file, as the model reads them)."""
+    """(id_a, id_b, type, sim): ``nearest_names`` over the features stage's name vectors (or
+    anchor profiles: ``block.vector_block``), per type, on the driver (the vectors are one
+    local Arrow file, as the model reads them)."""
     cfg, paths = ctx.config.block, ctx.paths
     index = pq.read_table(str(paths.node_index), columns=["nid", "kg", "id", "type"]).to_pandas()
     names = index.groupby(["type", "kg"]).size()
@@ -299,8 +301,13 @@ def vector_candidates(ctx: StageContext) -> DataFrame:
                 f"{node_type!r} has {n_a:,} x {n_b:,} names, above block.vector_max_products "
                 f"({cfg.vector_max_products:.3g}). Set block.vector_top_k: 0 for graphs this large "
                 f"(docs/scaling.md), or raise the limit if the driver can afford it")
-    name_dim = feature_blocks(paths.node_features)[0][1]  # the name block comes first (pipeline/features.py)
-    vectors = load_feature_matrix(paths.node_features)[:, :name_dim]
+    blocks = feature_blocks(paths.node_features)
+    names = [name for name, _ in blocks]
+    if cfg.vector_block not in names:
+        raise ValueError(f"block.vector_block is {cfg.vector_block!r} but the level-0 features hold only "
+                         f"{names}: set features.anchor_hops (> 0) to make anchor profiles, or vector_block: name")
+    start = sum(size for _, size in blocks[:names.index(cfg.vector_block)])
+    vectors = load_feature_matrix(paths.node_features)[:, start:start + dict(blocks)[cfg.vector_block]]
     found = []
     for node_type, nodes in index.groupby("type", sort=True):
         a = nodes[nodes["kg"] == KG_A].sort_values("id")
@@ -310,7 +317,8 @@ def vector_candidates(ctx: StageContext) -> DataFrame:
         found.append(pd.DataFrame({"id_a": a["id"].to_numpy()[rows_a], "id_b": b["id"].to_numpy()[rows_b],
                                    "type": node_type, "sim": sims.astype(np.float64).round(9)}))
     pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=CANDIDATE.fieldNames())
-    log.info("block: %d pairs by name vector (%d nearest per name, both sides)", len(pairs), cfg.vector_top_k)
+    log.info("block: %d pairs by %s vector (%d nearest per node, both sides)", len(pairs), cfg.vector_block,
+             cfg.vector_top_k)
     return ctx.spark.createDataFrame(pairs, CANDIDATE)
 
 

@@ -69,6 +69,10 @@ class FeaturesConfig(_Strict):
     lexical: bool = False
     # length of a fixed pseudo-random vector per node, for graphs without names (0 = off)
     identity: int = Field(0, ge=0, le=1024)
+    # for graphs without names: each node's anchor profile, where the train links lie within
+    # this many hops (pipeline/anchor_profile.py; 0 = off), anchor_dim numbers per hop
+    anchor_hops: int = Field(0, ge=0, le=8)
+    anchor_dim: int = Field(128, ge=8, le=1024)
     lexical_context: list[str] = []  # relation names; checked against the edges by the features stage
 
     @model_validator(mode="after")
@@ -113,6 +117,9 @@ class BlockConfig(_Strict):
     # ten thousand names per type: a type above vector_max_products (names A x names B) is
     # refused with an error. 0 = off.
     vector_top_k: int = Field(0, ge=0)
+    # the level-0 block vector_top_k compares: the name vector, or (graphs without names, with
+    # features.anchor_hops set) the anchor profile
+    vector_block: Literal["name", "anchor_profile"] = "name"
     vector_max_products: float = Field(2e9, gt=0)
 
     def k_for(self, node_type: str) -> int:

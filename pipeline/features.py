@@ -25,9 +25,11 @@ hashing the terms into a dense vector of 1,024 (4,096) dimensions lowered the va
 plain cosine on Walmart-Amazon from 0.725 to 0.624 (0.691) through collisions.
 
 Identity vectors (``features.identity``: a length, 0 = off), for structure-only graphs whose
-names are empty: a fixed pseudo-random vector per node (``identity_vector``).
+names are empty: a fixed pseudo-random vector per node (``identity_vector``). Anchor profiles
+(``features.anchor_hops``: 0 = off), for the same graphs: where the seed links lie around each
+node, near and far (pipeline/anchor_profile.py).
 
-The parts (name, numeric, identity) and their lengths are written into the Parquet file's
+The parts (name, numeric, identity, anchor_profile) and their lengths are written into the Parquet file's
 metadata; the model weighs each part's distance on its own (model/network.py).
 
 Writes ``node_index`` (nid <-> (kg, id)) and ``node_features.parquet`` (row nid = the vector of
@@ -42,10 +44,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from model.features import DIM, write_feature_file
+from pipeline.anchor_profile import anchor_profiles, seed_vectors
 from pipeline.schema import NAME_VECTOR
 from pipeline.stage import StageContext, StageResult
 
@@ -184,6 +188,33 @@ def lexical_terms(texts: DataFrame) -> DataFrame:
         "kg", "id", "term", (F.col("w") / F.col("norm")).cast("float").alias("w"))
 
 
+def write_anchor_profiles(ctx: StageContext, index: DataFrame, edges: DataFrame, path) -> None:
+    """(nid, profile) of every node as one Parquet file: ``anchor_profiles`` over the edges and
+    the train links, on the driver (a few arrays of node ids; the profiles themselves are
+    nodes x anchor_hops x anchor_dim floats)."""
+    from pipeline.train import seed_anchor_pairs
+
+    fcfg = ctx.config.features
+    links = seed_anchor_pairs(ctx.spark.read.parquet(str(ctx.paths.gold)), index)
+    if links.empty:
+        raise ValueError("features.anchor_hops needs gold links with split 'train' (the seed links the "
+                         "profiles are made of); set it to 0 for data without them")
+    ids = index.select("kg", "id", "nid")
+    ends = (edges.join(ids.select("kg", F.col("id").alias("src"), F.col("nid").alias("src_nid")), ["kg", "src"])
+            .join(ids.select("kg", F.col("id").alias("dst"), F.col("nid").alias("dst_nid")), ["kg", "dst"])
+            .select("src_nid", "dst_nid").toPandas())
+    num_links = len(links)
+    profiles = anchor_profiles(
+        index.count(), ends["src_nid"].to_numpy(), ends["dst_nid"].to_numpy(),
+        seed_nodes=np.concatenate([links["nid_a"].to_numpy(), links["nid_b"].to_numpy()]),
+        seed_links=np.tile(np.arange(num_links), 2),
+        vectors=seed_vectors(num_links, fcfg.anchor_dim, seed=0), hops=fcfg.anchor_hops)
+    flat = pa.array(profiles.ravel(), pa.float32())
+    pq.write_table(pa.table({"nid": pa.array(np.arange(len(profiles)), pa.int64()),
+                             "profile": pa.FixedSizeListArray.from_arrays(flat, profiles.shape[1])}), str(path))
+    log.info("features: anchor profiles from %d seed links, %d edges, %d hops", num_links, len(ends), fcfg.anchor_hops)
+
+
 def with_dense_index(df: DataFrame, order: list[str], name: str) -> DataFrame:
     """``df`` with a column ``name``: 0, 1, 2, ... in ``order`` (which must be unique), computed
     in parallel: rows are range-partitioned, numbered within their partition, and each
@@ -243,6 +274,12 @@ def run(ctx: StageContext) -> StageResult:
     if fcfg.identity:
         blocks.append(("identity", fcfg.identity))
         vectors = vectors.withColumn("vec", F.concat("vec", identity_vector(fcfg.identity)))
+    staged_profiles = paths.node_features.with_name("anchor_profiles.parquet")
+    if fcfg.anchor_hops:
+        blocks.append(("anchor_profile", fcfg.anchor_hops * fcfg.anchor_dim))
+        write_anchor_profiles(ctx, index, edges, staged_profiles)
+        vectors = vectors.join(spark.read.parquet(str(staged_profiles)), "nid").withColumn(
+            "vec", F.concat("vec", "profile"))
     n_terms = 0
     if fcfg.lexical:
         texts = lexical_text(nodes, edges, fcfg.lexical_context)
@@ -257,6 +294,7 @@ def run(ctx: StageContext) -> StageResult:
     n_index = index.count()
     n_rows = write_feature_file(parts, paths.node_features, blocks)
     shutil.rmtree(parts)
+    staged_profiles.unlink(missing_ok=True)
     if n_rows != n_index:
         raise RuntimeError(f"{n_index - n_rows} nodes got no vector; rerun the features stage")
     return StageResult(

@@ -187,3 +187,26 @@ def test_nearest_names_takes_each_names_best_partners_from_both_sides():
     pairs = set(zip(rows_a.tolist(), rows_b.tolist()))
     wider = set(zip(*[r.tolist() for r in nearest_names(vec_a, vec_b, k=2)[:2]]))
     assert pairs < wider
+
+
+def test_anchor_profiles_match_nodes_placed_alike_around_the_seed_links():
+    from pipeline.anchor_profile import anchor_profiles, seed_vectors
+
+    # A: s1 - x - s2 - y, and w alone; B: the same shape (rows 5..9), edges listed in another
+    # order and direction; seed links s1-s1', s2-s2'
+    s1, x, s2, y, w = range(5)
+    s1b, xb, s2b, yb, wb = range(5, 10)
+    src = np.array([s1, x, s2, s2b, xb, xb, yb])
+    dst = np.array([x, s2, y, xb, s1b, s2b, s2b])
+    vectors = seed_vectors(2, 16, seed=0)
+    profiles = anchor_profiles(10, src, dst, seed_nodes=np.array([s1, s2, s1b, s2b]),
+                               seed_links=np.array([0, 1, 0, 1]), vectors=vectors, hops=3)
+    assert profiles.shape == (10, 48)
+    np.testing.assert_allclose(profiles[[s1, x, s2, y]], profiles[[s1b, xb, s2b, yb]], atol=1e-6)
+    assert abs(float(profiles[x] @ profiles[y])) < 0.99  # placed differently: told apart
+    assert not profiles[w].any() and not profiles[wb].any()  # no seed link within reach
+    np.testing.assert_allclose(np.linalg.norm(profiles[:4], axis=1), 1, atol=1e-6)
+    # a seed node's own vector is taken out of every hop (the walks that come back to it)
+    own = vectors[0] / np.linalg.norm(vectors[0])
+    for hop in range(3):
+        assert abs(float(profiles[s1, hop * 16:(hop + 1) * 16] @ own)) < 1e-6

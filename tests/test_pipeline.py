@@ -7,6 +7,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from model.features import feature_blocks
 from pipeline import merge
 from pipeline.runner import run_pipeline
 from pipeline.schema import Paths
@@ -50,6 +51,32 @@ def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
     small = cfg.model_copy(update={"block": cfg.block.model_copy(update={"vector_top_k": 2, "vector_max_products": 10})})
     with pytest.raises(ValueError, match="vector_max_products"):
         vector_candidates(StageContext(spark, small, paths))
+
+
+def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, spark):
+    """features.anchor_hops on the slice's graphs (a run of its own, from the same input):
+    the level-0 file gains the anchor_profile block, and blocking on it alone (no names) finds
+    most test links among each node's few nearest profiles."""
+    import shutil
+
+    from pipeline import features
+    from pipeline.block import vector_candidates
+
+    cfg, paths, _ = dblp_run
+    profiled = cfg.model_copy(update={
+        "features": cfg.features.model_copy(update={"anchor_hops": 2, "anchor_dim": 32}),
+        "block": cfg.block.model_copy(update={"vector_top_k": 3, "vector_block": "anchor_profile"})})
+    run = Paths(paths.warehouse, "test-profiles")
+    shutil.copytree(paths.input, run.input, dirs_exist_ok=True)
+    features.run(StageContext(spark, profiled, run))
+    assert feature_blocks(run.node_features)[-1] == ("anchor_profile", 64)
+    assert not run.node_features.with_name("anchor_profiles.parquet").exists()  # staged, then removed
+    by_profile = vector_candidates(StageContext(spark, profiled, run))
+    test = spark.read.parquet(str(run.gold)).where("split = 'test'")
+    found = test.join(by_profile, ["id_a", "id_b", "type"]).count()
+    assert found >= 0.8 * test.count(), (found, test.count())  # 45 of 50 when written
+    with pytest.raises(ValueError, match="anchor_hops"):
+        vector_candidates(StageContext(spark, cfg.model_copy(update={"block": profiled.block}), paths))
 
 
 def test_shards_hold_capped_two_hop_neighbourhoods(dblp_run, spark):
