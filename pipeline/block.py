@@ -18,10 +18,10 @@ term.
 
 ``vector_top_k`` adds, per type, each name's k nearest names of the other side by the level-0
 name vector (the features stage's MiniLM vectors, cosine; ``nearest_names``), for what shares
-no n-gram: names in two languages, reworded titles. With ``vector_block: anchor_profile`` it
-compares the nodes' anchor profiles instead (graphs without names; pipeline/anchor_profile.py). Exact (every A name against every B name
+no n-gram: names in two languages, reworded titles. Exact (every A name against every B name
 of the type, in chunks), so bounded by ``vector_max_products``; a pair both methods find keeps
-the higher of its two similarities.
+the higher of its two similarities. With ``vector_block: anchor_profile`` it compares the
+nodes' anchor profiles instead (graphs without names; pipeline/anchor_profile.py).
 
 Writes ``candidates`` (CANDIDATE) and ``blocking.json``: candidate count, reduction ratio,
 pair completeness against the gold links, candidates per entity.

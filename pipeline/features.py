@@ -29,8 +29,8 @@ names are empty: a fixed pseudo-random vector per node (``identity_vector``). An
 (``features.anchor_hops``: 0 = off), for the same graphs: where the seed links lie around each
 node, near and far (pipeline/anchor_profile.py).
 
-The parts (name, numeric, identity, anchor_profile) and their lengths are written into the Parquet file's
-metadata; the model weighs each part's distance on its own (model/network.py).
+The parts (name, numeric, identity, anchor_profile) and their lengths are written into the
+Parquet file's metadata; the model weighs each part's distance on its own (model/network.py).
 
 Writes ``node_index`` (nid <-> (kg, id)) and ``node_features.parquet`` (row nid = the vector of
 node nid), which the model reads directly.
