@@ -7,7 +7,7 @@ neighbourhoods hold the same seed links, near and far, get close profiles, in ei
 OpenEA D-Y 15K (3,000 seed links), ranking the 1,500 valid links' B ends by profile cosine
 alone puts the partner first for 0.82 of them with 4 hops, 0.37 with one (128 numbers per
 hop; a prototype of this function). The features stage writes it as the ``anchor_profile``
-block; ``block.vector_block: anchor_profile`` blocks on it.
+block; ``block.vector_blocks: [anchor_profile]`` blocks on it.
 
 A seed node's own vector is taken out of its profile (the walks that return to it), so that a
 train link's two ends are no closer than a test link's: the model, fitted on train links, then

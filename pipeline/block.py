@@ -20,8 +20,9 @@ term.
 name vector (the features stage's MiniLM vectors, cosine; ``nearest_names``), for what shares
 no n-gram: names in two languages, reworded titles. Exact (every A name against every B name
 of the type, in chunks), so bounded by ``vector_max_products``; a pair both methods find keeps
-the higher of its two similarities. With ``vector_block: anchor_profile`` it compares the
-nodes' anchor profiles instead (graphs without names; pipeline/anchor_profile.py).
+the higher of its two similarities. ``vector_blocks`` names the level-0 blocks compared, each on
+its own: ``name``, and/or ``anchor_profile`` (where the seed links lie around each node;
+pipeline/anchor_profile.py), for graphs without names or with names in two languages.
 
 Writes ``candidates`` (CANDIDATE) and ``blocking.json``: candidate count, reduction ratio,
 pair completeness against the gold links, candidates per entity.
@@ -287,9 +288,10 @@ def nearest_names(vec_a: np.ndarray, vec_b: np.ndarray, k: int,
 
 
 def vector_candidates(ctx: StageContext) -> DataFrame:
-    """(id_a, id_b, type, sim): ``nearest_names`` over the features stage's name vectors (or
-    anchor profiles: ``block.vector_block``), per type, on the driver (the vectors are one
-    local Arrow file, as the model reads them)."""
+    """(id_a, id_b, type, sim): ``nearest_names`` over each level-0 block of
+    ``block.vector_blocks`` (name vectors, anchor profiles), per type, on the driver (the vectors
+    are one local Arrow file, as the model reads them); a pair found by two blocks keeps the
+    higher similarity."""
     cfg, paths = ctx.config.block, ctx.paths
     index = pq.read_table(str(paths.node_index), columns=["nid", "kg", "id", "type"]).to_pandas()
     names = index.groupby(["type", "kg"]).size()
@@ -302,24 +304,30 @@ def vector_candidates(ctx: StageContext) -> DataFrame:
                 f"({cfg.vector_max_products:.3g}). Set block.vector_top_k: 0 for graphs this large "
                 f"(docs/scaling.md), or raise the limit if the driver can afford it")
     blocks = feature_blocks(paths.node_features)
-    names = [name for name, _ in blocks]
-    if cfg.vector_block not in names:
-        raise ValueError(f"block.vector_block is {cfg.vector_block!r} but the level-0 features hold only "
-                         f"{names}: set features.anchor_hops (> 0) to make anchor profiles, or vector_block: name")
-    start = sum(size for _, size in blocks[:names.index(cfg.vector_block)])
-    vectors = load_feature_matrix(paths.node_features)[:, start:start + dict(blocks)[cfg.vector_block]]
+    held = [name for name, _ in blocks]
+    missing = [name for name in cfg.vector_blocks if name not in held]
+    if missing:
+        raise ValueError(f"block.vector_blocks asks for {missing} but the level-0 features hold only {held}: "
+                         f"set features.anchor_hops (> 0) to make anchor profiles, or drop it from vector_blocks")
+    starts = dict(zip(held, np.cumsum([0] + [size for _, size in blocks[:-1]]).tolist()))
+    matrix = load_feature_matrix(paths.node_features)
     found = []
-    for node_type, nodes in index.groupby("type", sort=True):
-        a = nodes[nodes["kg"] == KG_A].sort_values("id")
-        b = nodes[nodes["kg"] == KG_B].sort_values("id")
-        rows_a, rows_b, sims = nearest_names(vectors[a["nid"].to_numpy()], vectors[b["nid"].to_numpy()],
-                                             cfg.vector_top_k)
-        found.append(pd.DataFrame({"id_a": a["id"].to_numpy()[rows_a], "id_b": b["id"].to_numpy()[rows_b],
-                                   "type": node_type, "sim": sims.astype(np.float64).round(9)}))
+    for block in cfg.vector_blocks:
+        vectors = matrix[:, starts[block]:starts[block] + dict(blocks)[block]]
+        by_block = []
+        for node_type, nodes in index.groupby("type", sort=True):
+            a = nodes[nodes["kg"] == KG_A].sort_values("id")
+            b = nodes[nodes["kg"] == KG_B].sort_values("id")
+            rows_a, rows_b, sims = nearest_names(vectors[a["nid"].to_numpy()], vectors[b["nid"].to_numpy()],
+                                                 cfg.vector_top_k)
+            by_block.append(pd.DataFrame({"id_a": a["id"].to_numpy()[rows_a], "id_b": b["id"].to_numpy()[rows_b],
+                                          "type": node_type, "sim": sims.astype(np.float64).round(9)}))
+        log.info("block: %d pairs by the %s block (%d nearest per node, both sides)",
+                 sum(len(f) for f in by_block), block, cfg.vector_top_k)
+        found += by_block
     pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=CANDIDATE.fieldNames())
-    log.info("block: %d pairs by %s vector (%d nearest per node, both sides)", len(pairs), cfg.vector_block,
-             cfg.vector_top_k)
-    return ctx.spark.createDataFrame(pairs, CANDIDATE)
+    pairs = pairs.groupby(["id_a", "id_b", "type"], as_index=False, sort=False)["sim"].max()
+    return ctx.spark.createDataFrame(pairs[CANDIDATE.fieldNames()], CANDIDATE)
 
 
 def with_vector_candidates(cands: DataFrame, by_vector: DataFrame) -> DataFrame:

@@ -117,9 +117,10 @@ class BlockConfig(_Strict):
     # ten thousand names per type: a type above vector_max_products (names A x names B) is
     # refused with an error. 0 = off.
     vector_top_k: int = Field(0, ge=0)
-    # the level-0 block vector_top_k compares: the name vector, or (graphs without names, with
-    # features.anchor_hops set) the anchor profile
-    vector_block: Literal["name", "anchor_profile"] = "name"
+    # the level-0 blocks vector_top_k compares, each on its own (the k nearest by each join the
+    # candidates): the name vector, and/or (with features.anchor_hops set) the anchor profile,
+    # for graphs without names or whose names tell too little (translated names)
+    vector_blocks: list[Literal["name", "anchor_profile"]] = Field(["name"], min_length=1)
     vector_max_products: float = Field(2e9, gt=0)
 
     def k_for(self, node_type: str) -> int:

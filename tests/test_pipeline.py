@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
@@ -65,7 +66,7 @@ def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, spark
     cfg, paths, _ = dblp_run
     profiled = cfg.model_copy(update={
         "features": cfg.features.model_copy(update={"anchor_hops": 2, "anchor_dim": 32}),
-        "block": cfg.block.model_copy(update={"vector_top_k": 3, "vector_block": "anchor_profile"})})
+        "block": cfg.block.model_copy(update={"vector_top_k": 3, "vector_blocks": ["anchor_profile"]})})
     run = Paths(paths.warehouse, "test-profiles")
     shutil.copytree(paths.input, run.input, dirs_exist_ok=True)
     features.run(StageContext(spark, profiled, run))
@@ -75,6 +76,16 @@ def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, spark
     test = spark.read.parquet(str(run.gold)).where("split = 'test'")
     found = test.join(by_profile, ["id_a", "id_b", "type"]).count()
     assert found >= 0.8 * test.count(), (found, test.count())  # 45 of 50 when written
+    # both blocks, each on its own: every pair either finds, a pair both find once
+    both_blocks = profiled.model_copy(update={
+        "block": profiled.block.model_copy(update={"vector_blocks": ["name", "anchor_profile"]})})
+    by_name = vector_candidates(StageContext(spark, profiled.model_copy(update={
+        "block": profiled.block.model_copy(update={"vector_blocks": ["name"]})}), run))
+    by_both = vector_candidates(StageContext(spark, both_blocks, run)).toPandas()
+    keys = ["id_a", "id_b", "type"]
+    assert not by_both.duplicated(keys).any()
+    assert set(map(tuple, by_both[keys].to_numpy())) == set(
+        map(tuple, pd.concat([by_profile.toPandas(), by_name.toPandas()])[keys].to_numpy()))
     with pytest.raises(ValueError, match="anchor_hops"):
         vector_candidates(StageContext(spark, cfg.model_copy(update={"block": profiled.block}), paths))
 
