@@ -43,6 +43,7 @@ import time
 from typing import Callable, Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Window
@@ -188,12 +189,19 @@ def lexical_terms(texts: DataFrame) -> DataFrame:
         "kg", "id", "term", (F.col("w") / F.col("norm")).cast("float").alias("w"))
 
 
+def seed_anchor_pairs(gold: DataFrame, index: DataFrame) -> pd.DataFrame:
+    """The train (seed) links as node rows of the node index (nid_a, nid_b), sorted."""
+    ids = index.select("kg", "id", "nid")
+    links = (gold.where("split = 'train'")
+             .join(ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a")), "id_a")
+             .join(ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b")), "id_b"))
+    return links.select("nid_a", "nid_b").toPandas().sort_values(["nid_a", "nid_b"], ignore_index=True)
+
+
 def write_anchor_profiles(ctx: StageContext, index: DataFrame, edges: DataFrame, path) -> None:
     """(nid, profile) of every node as one Parquet file: ``anchor_profiles`` over the edges and
     the train links, on the driver (a few arrays of node ids; the profiles themselves are
     nodes x anchor_hops x anchor_dim floats)."""
-    from pipeline.train import seed_anchor_pairs
-
     fcfg = ctx.config.features
     links = seed_anchor_pairs(ctx.spark.read.parquet(str(ctx.paths.gold)), index)
     if links.empty:

@@ -35,6 +35,7 @@ from model.features import anchored_features, feature_blocks, map_matrix_file, w
 from model.train import fit
 from pipeline.config import TrainConfig
 from pipeline.extract import pair_rows, read_terms
+from pipeline.features import seed_anchor_pairs
 from pipeline.stage import StageContext, StageResult
 
 
@@ -100,15 +101,6 @@ def labelled_negatives(pos: DataFrame, labelled: DataFrame) -> DataFrame:
     alone = neg.join(grouped, ["id_a", "id_b", "type"], "left_anti").withColumn(
         "group", F.xxhash64(F.lit("alone"), "id_a", "id_b"))
     return grouped.unionByName(alone)
-
-
-def seed_anchor_pairs(gold: DataFrame, index: DataFrame) -> pd.DataFrame:
-    """The train links as (nid_a, nid_b), sorted."""
-    ids = index.select("kg", "id", "nid")
-    links = (gold.where("split = 'train'")
-             .join(ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a")), "id_a")
-             .join(ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b")), "id_b"))
-    return links.select("nid_a", "nid_b").toPandas().sort_values(["nid_a", "nid_b"], ignore_index=True)
 
 
 def write_anchors(frame: pd.DataFrame, path) -> None:
