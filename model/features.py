@@ -129,7 +129,10 @@ class StaticEncoder:
 
 
 def load_feature_matrix(path) -> np.ndarray:
-    """node_features.parquet (written by the features stage) -> float32 [num_nodes, DIM]."""
+    """node_features.parquet (written by the features stage), or a level-0 ``.npy`` matrix
+    (a bootstrapped collective round's) -> float32 [num_nodes, DIM]."""
+    if Path(path).suffix == ".npy":
+        return np.load(path)
     table = pq.read_table(str(path))
     vec = table.column("vec").combine_chunks()
     values = vec.values.to_numpy(zero_copy_only=False).astype(np.float32)

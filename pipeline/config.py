@@ -179,6 +179,10 @@ class CollectiveConfig(_Strict):
     # above the threshold, every type), so matched authors pull their papers together.
     enabled: bool = True
     rounds: int = Field(2, ge=1, description="scoring rounds; 1 = seed links only")
+    # With features.anchor_hops: each round after the first also makes the anchor profiles
+    # anew with the round's anchors (train links and confident matches) as the seed links
+    # (BootEA's bootstrapping), so a node near newly matched ones gets a fuller profile.
+    bootstrap_profiles: bool = True
 
 
 class MergeConfig(_Strict):

@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -49,8 +50,9 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from model.features import DIM, write_feature_file
+from model.features import DIM, feature_blocks, write_feature_file
 from pipeline.anchor_profile import anchor_profiles, seed_vectors
+from pipeline.config import FeaturesConfig
 from pipeline.schema import NAME_VECTOR
 from pipeline.stage import StageContext, StageResult
 
@@ -199,28 +201,70 @@ def seed_anchor_pairs(gold: DataFrame, index: DataFrame) -> pd.DataFrame:
 
 
 def write_anchor_profiles(ctx: StageContext, index: DataFrame, edges: DataFrame, path) -> None:
-    """(nid, profile) of every node as one Parquet file: ``anchor_profiles`` over the edges and
-    the train links, on the driver (a few arrays of node ids; the profiles themselves are
-    nodes x anchor_hops x anchor_dim floats)."""
-    fcfg = ctx.config.features
+    """(nid, profile) of every node as one Parquet file: ``profile_block`` over the edges with the
+    train links as the seed links, on the driver (a few arrays of node ids; the profiles
+    themselves are nodes x anchor_hops x anchor_dim floats)."""
     links = seed_anchor_pairs(ctx.spark.read.parquet(str(ctx.paths.gold)), index)
     if links.empty:
         raise ValueError("features.anchor_hops needs gold links with split 'train' (the seed links the "
                          "profiles are made of); set it to 0 for data without them")
+    src, dst = edge_node_rows(index, edges)
+    profiles = profile_block(index.count(), src, dst, links, ctx.config.features)
+    flat = pa.array(profiles.ravel(), pa.float32())
+    pq.write_table(pa.table({"nid": pa.array(np.arange(len(profiles)), pa.int64()),
+                             "profile": pa.FixedSizeListArray.from_arrays(flat, profiles.shape[1])}), str(path))
+    log.info("features: anchor profiles from %d seed links, %d edges, %d hops", len(links), len(src),
+             ctx.config.features.anchor_hops)
+
+
+def edge_node_rows(index: DataFrame, edges: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Every edge as node rows of the node index: (src nids, dst nids), on the driver."""
     ids = index.select("kg", "id", "nid")
     ends = (edges.join(ids.select("kg", F.col("id").alias("src"), F.col("nid").alias("src_nid")), ["kg", "src"])
             .join(ids.select("kg", F.col("id").alias("dst"), F.col("nid").alias("dst_nid")), ["kg", "dst"])
             .select("src_nid", "dst_nid").toPandas())
+    return ends["src_nid"].to_numpy(), ends["dst_nid"].to_numpy()
+
+
+def profile_block(num_nodes: int, src: np.ndarray, dst: np.ndarray, links: pd.DataFrame,
+                  fcfg: FeaturesConfig) -> np.ndarray:
+    """The anchor_profile block of every node, with ``links`` (nid_a, nid_b) as the seed links:
+    link i gets seed vector i, so links listed first keep their vectors when more are added
+    (``seed_vectors`` draws row by row)."""
     num_links = len(links)
-    profiles = anchor_profiles(
-        index.count(), ends["src_nid"].to_numpy(), ends["dst_nid"].to_numpy(),
+    return anchor_profiles(
+        num_nodes, src, dst,
         seed_nodes=np.concatenate([links["nid_a"].to_numpy(), links["nid_b"].to_numpy()]),
         seed_links=np.tile(np.arange(num_links), 2),
         vectors=seed_vectors(num_links, fcfg.anchor_dim, seed=0), hops=fcfg.anchor_hops)
-    flat = pa.array(profiles.ravel(), pa.float32())
-    pq.write_table(pa.table({"nid": pa.array(np.arange(len(profiles)), pa.int64()),
-                             "profile": pa.FixedSizeListArray.from_arrays(flat, profiles.shape[1])}), str(path))
-    log.info("features: anchor profiles from %d seed links, %d edges, %d hops", num_links, len(ends), fcfg.anchor_hops)
+
+
+def write_bootstrapped_matrix(ctx: StageContext, anchors: pd.DataFrame, matrix: Path, out: Path) -> None:
+    """The level-0 ``matrix`` (.npy) with its anchor_profile block made anew with ``anchors``
+    (nid_a, nid_b: the train links and a collective round's confident matches) as the seed
+    links, written to ``out``: BootEA's bootstrapping, for the profiles. The train links come
+    first, in the features stage's order, so with no other anchors the block is unchanged."""
+    spark, paths = ctx.spark, ctx.paths
+    index = spark.read.parquet(str(paths.node_index))
+    seeds = seed_anchor_pairs(spark.read.parquet(str(paths.gold)), index)
+    found = anchors.merge(seeds, on=["nid_a", "nid_b"], how="left", indicator=True)
+    links = pd.concat([seeds, found.loc[found["_merge"] == "left_only", ["nid_a", "nid_b"]]], ignore_index=True)
+    src, dst = edge_node_rows(index, spark.read.parquet(str(paths.edges)))
+    blocks = feature_blocks(paths.node_features)
+    names = [name for name, _ in blocks]
+    start = sum(size for _, size in blocks[:names.index("anchor_profile")])
+    level0 = np.load(matrix, mmap_mode="r")
+    tmp = out.with_name(out.name + ".tmp.npy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    copy = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=level0.shape)
+    copy[:] = level0
+    copy[:, start:start + dict(blocks)["anchor_profile"]] = profile_block(len(level0), src, dst, links,
+                                                                          ctx.config.features)
+    copy.flush()
+    del copy
+    tmp.replace(out)
+    log.info("features: anchor profiles remade from %d seed links (%d train links, %d matched)",
+             len(links), len(seeds), len(links) - len(seeds))
 
 
 def with_dense_index(df: DataFrame, order: list[str], name: str) -> DataFrame:

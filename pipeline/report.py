@@ -324,7 +324,10 @@ def find_shard_row(shards: Path, id_a: str, id_b: str):
 def explain_section(paths: Paths, anchors_path: Path, pair: tuple[str, str], scored: pd.DataFrame,
                     index: pd.DataFrame, folder: Path) -> str:
     row = find_shard_row(paths.shards, *pair)
-    ex = explain_row(paths.model_dir, paths.node_features, anchors_path, row)
+    # the level-0 matrix the round read: remade anchor profiles (collective.bootstrap_profiles) or the features stage's
+    round_no = int(anchors_path.stem.split("=")[1]) + 1
+    bootstrapped = paths.bootstrapped_matrix(round_no)
+    ex = explain_row(paths.model_dir, bootstrapped if bootstrapped.exists() else paths.node_features, anchors_path, row)
     relations = json.loads(paths.relations.read_text()) if paths.relations.is_file() else {}
     side_a = neighbour_frame(ex.side_a, ex.side_b, ex.anchors, "A", index, relations)
     side_b = neighbour_frame(ex.side_b, ex.side_a, ex.anchors, "B", index, relations)

@@ -286,6 +286,11 @@ class Paths:
     def anchors(self, round_no: int) -> Path:
         return self.run / "anchors" / f"round={round_no}.parquet"
 
+    def bootstrapped_matrix(self, round_no: int) -> Path:
+        """Collective round ``round_no``'s level-0 matrix, its anchor profiles made from the
+        anchors of the round before (``collective.bootstrap_profiles``)."""
+        return self.run / "anchors" / f"round={round_no}.features.npy"
+
     @property
     def labelled_scores(self) -> Path:
         return self.run / "labelled_scores"

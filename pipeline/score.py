@@ -8,7 +8,10 @@ CPU with one torch thread per worker.
 
 Rounds (``collective``): round 1 reads the seed anchors (the train links) that training wrote;
 each later round adds the previous round's confident matches (mutual best at or above the
-threshold, any type) to the anchors and scores again. ``scores`` holds the last round.
+threshold, any type) to the anchors and scores again; with anchor profiles in the level-0
+features and ``collective.bootstrap_profiles``, it also reads a level-0 matrix whose profiles
+are made anew with those anchors as the seed links (``features.write_bootstrapped_matrix``).
+``scores`` holds the last round.
 Where the benchmark has labelled pairs, they are scored too (``labelled_scores``), with the
 last round's anchors; blocking never sees them.
 
@@ -33,6 +36,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pipeline.features import write_bootstrapped_matrix
 from pipeline.merge import resolve
 from pipeline.schema import SCORE, Paths
 from pipeline.stage import StageContext, StageResult
@@ -117,15 +121,16 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     return ckpt, features, anchored, messages, node_hash
 
 
-def score_partitions(paths: Paths, anchors_path: Path, device: str, batch_size: int,
+def score_partitions(paths: Paths, anchors_path: Path, matrix_path: Path, device: str, batch_size: int,
                      keep: tuple[str, ...] = (), signatures_only: bool = False):
     """A mapInArrow function: pair-shard batches in, SCORE rows (plus the ``keep`` columns) out;
-    with ``signatures_only``, SIGNATURE rows and no model run."""
+    with ``signatures_only``, SIGNATURE rows and no model run. ``matrix_path``: the round's
+    level-0 matrix (.npy)."""
     from model.checkpoint import WEIGHTS
 
-    files = (str(paths.model_dir), str(paths.node_feature_matrix), str(paths.node_index), str(anchors_path),
+    files = (str(paths.model_dir), str(matrix_path), str(paths.node_index), str(anchors_path),
              str(paths.neighbourhoods))
-    stamp = _stamp(paths.model_dir / WEIGHTS, paths.node_feature_matrix, anchors_path, paths.neighbourhoods)
+    stamp = _stamp(paths.model_dir / WEIGHTS, matrix_path, anchors_path, paths.neighbourhoods)
 
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from model.infer import score_table
@@ -199,11 +204,15 @@ def run(ctx: StageContext) -> StageResult:
     write_matrix_file(paths.node_features, paths.node_feature_matrix)  # what the workers map
     seeds = read_anchors(paths.anchors(0))
     rounds = cfg.collective.rounds if cfg.collective.enabled else 1
+    bootstrap = cfg.collective.bootstrap_profiles and cfg.features.anchor_hops > 0
     anchors_per_round, rescored_per_round = [], []
+    matrix = paths.node_feature_matrix
+    for stale in paths.anchors(0).parent.glob("round=*.features.npy"):  # an earlier score run's
+        stale.unlink()
     for round_no in range(1, rounds + 1):
         anchors_path = paths.anchors(round_no - 1)
         anchors_per_round.append(len(read_anchors(anchors_path)))
-        fn, sign_fn = (score_partitions(paths, anchors_path, cfg.score.device, cfg.score.batch_size,
+        fn, sign_fn = (score_partitions(paths, anchors_path, matrix, cfg.score.device, cfg.score.batch_size,
                                         signatures_only=only) for only in (False, True))
         base_scores = _base_scores(spark, reuse_from, round_no, rounds, ckpt.version)
         reusing = f", reusing run {reuse_from.run_id}" if base_scores is not None else ""
@@ -219,7 +228,11 @@ def run(ctx: StageContext) -> StageResult:
             signatures.unpersist()
         if round_no < rounds:
             scores = spark.read.parquet(str(out))
-            write_anchors(next_anchors(scores, index, seeds, ckpt.threshold), paths.anchors(round_no))
+            anchors = next_anchors(scores, index, seeds, ckpt.threshold)
+            write_anchors(anchors, paths.anchors(round_no))
+            if bootstrap:
+                matrix = paths.bootstrapped_matrix(round_no + 1)
+                write_bootstrapped_matrix(ctx, anchors, paths.node_feature_matrix, matrix)
     details = {"rounds": rounds, "anchors_per_round": anchors_per_round}
     if reuse_from is not None:
         details |= {"base_run": reuse_from.run_id, "rescored_per_round": rescored_per_round}
@@ -228,7 +241,7 @@ def run(ctx: StageContext) -> StageResult:
         keep = ("label", "split")
         schema = T.StructType(SCORE.fields + [T.StructField("label", T.IntegerType()),
                                               T.StructField("split", T.StringType())])
-        fn = score_partitions(paths, paths.anchors(rounds - 1), cfg.score.device, cfg.score.batch_size, keep)
+        fn = score_partitions(paths, paths.anchors(rounds - 1), matrix, cfg.score.device, cfg.score.batch_size, keep)
         labelled = spark.read.parquet(str(paths.labelled_shards))
         labelled.mapInArrow(fn, schema).write.mode("overwrite").parquet(str(paths.labelled_scores))
         details["labelled_pairs_scored"] = spark.read.parquet(str(paths.labelled_scores)).count()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from delta.tables import DeltaTable
@@ -54,14 +55,13 @@ def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
         vector_candidates(StageContext(spark, small, paths))
 
 
-def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, spark):
-    """features.anchor_hops on the slice's graphs (a run of its own, from the same input):
-    the level-0 file gains the anchor_profile block, and blocking on it alone (no names) finds
-    most test links among each node's few nearest profiles."""
+@pytest.fixture(scope="module")
+def profiled_run(dblp_run, spark):
+    """The features stage with features.anchor_hops on the slice's graphs, in a run of its own
+    (the same input as dblp_run); returns (config, paths)."""
     import shutil
 
     from pipeline import features
-    from pipeline.block import vector_candidates
 
     cfg, paths, _ = dblp_run
     profiled = cfg.model_copy(update={
@@ -70,6 +70,16 @@ def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, spark
     run = Paths(paths.warehouse, "test-profiles")
     shutil.copytree(paths.input, run.input, dirs_exist_ok=True)
     features.run(StageContext(spark, profiled, run))
+    return profiled, run
+
+
+def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, profiled_run, spark):
+    """features.anchor_hops: the level-0 file gains the anchor_profile block, and blocking on it
+    alone (no names) finds most test links among each node's few nearest profiles."""
+    from pipeline.block import vector_candidates
+
+    cfg, paths, _ = dblp_run
+    profiled, run = profiled_run
     assert feature_blocks(run.node_features)[-1] == ("anchor_profile", 64)
     assert not run.node_features.with_name("anchor_profiles.parquet").exists()  # staged, then removed
     by_profile = vector_candidates(StageContext(spark, profiled, run))
@@ -88,6 +98,37 @@ def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, spark
         map(tuple, pd.concat([by_profile.toPandas(), by_name.toPandas()])[keys].to_numpy()))
     with pytest.raises(ValueError, match="anchor_hops"):
         vector_candidates(StageContext(spark, cfg.model_copy(update={"block": profiled.block}), paths))
+
+
+def test_bootstrapped_profiles_take_matched_pairs_as_seed_links(profiled_run, spark):
+    """collective.bootstrap_profiles: with the train links alone the remade matrix is the
+    features stage's; with the test links added as anchors (as a perfect collective round would
+    add them) only the anchor_profile block changes, and the test links' two ends move closer."""
+    from model.features import write_matrix_file
+    from pipeline.features import seed_anchor_pairs, write_bootstrapped_matrix
+
+    profiled, run = profiled_run
+    ctx = StageContext(spark, profiled, run)
+    matrix = write_matrix_file(run.node_features, run.node_feature_matrix)
+    index, gold = spark.read.parquet(str(run.node_index)), spark.read.parquet(str(run.gold))
+    seeds = seed_anchor_pairs(gold, index)
+    write_bootstrapped_matrix(ctx, seeds.iloc[::-1], matrix, run.bootstrapped_matrix(2))  # order is the train links'
+    base = np.load(matrix)
+    assert np.array_equal(np.load(run.bootstrapped_matrix(2)), base)
+
+    test = seed_anchor_pairs(gold.where("split = 'test'").withColumn("split", F.lit("train")), index)
+    write_bootstrapped_matrix(ctx, pd.concat([seeds, test]), matrix, run.bootstrapped_matrix(2))
+    remade = np.load(run.bootstrapped_matrix(2))
+    profile = remade.shape[1] - 64  # where the anchor_profile block (2 hops x 32) starts: it is last
+    assert np.array_equal(remade[:, :profile], base[:, :profile])
+
+    def link_cosine(m):
+        a, b = m[test["nid_a"], profile:], m[test["nid_b"], profile:]
+        return float(np.mean(np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-9)))
+
+    assert not np.array_equal(remade[:, profile:], base[:, profile:])
+    # on the slice the train links alone already make them close (0.942 -> 0.944 when written)
+    assert link_cosine(remade) > link_cosine(base), (link_cosine(base), link_cosine(remade))
 
 
 def test_shards_hold_capped_two_hop_neighbourhoods(dblp_run, spark):
