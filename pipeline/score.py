@@ -233,7 +233,7 @@ def run(ctx: StageContext) -> StageResult:
             if bootstrap:
                 matrix = paths.bootstrapped_matrix(round_no + 1)
                 write_bootstrapped_matrix(ctx, anchors, paths.node_feature_matrix, matrix)
-    details = {"rounds": rounds, "anchors_per_round": anchors_per_round}
+    details = {"rounds": rounds, "anchors_per_round": anchors_per_round, "bootstrapped_profiles": bootstrap}
     if reuse_from is not None:
         details |= {"base_run": reuse_from.run_id, "rescored_per_round": rescored_per_round}
 
