@@ -204,6 +204,13 @@ def map_matrix_file(npy_path: Path):
 BLOCKS_KEY = b"kgmerge.blocks"
 
 
+def block_columns(blocks: list[tuple[str, int]], name: str) -> slice:
+    """The columns of level-0 block ``name`` in the layout ``blocks`` (``feature_blocks``)."""
+    names = [n for n, _ in blocks]
+    start = sum(size for _, size in blocks[:names.index(name)])
+    return slice(start, start + blocks[names.index(name)][1])
+
+
 def feature_blocks(path) -> list[tuple[str, int]]:
     """The level-0 layout written by the features stage; one "name" block for older files."""
     meta = pq.read_schema(str(path)).metadata or {}

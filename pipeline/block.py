@@ -39,7 +39,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from model.features import feature_blocks, load_feature_matrix
+from model.features import block_columns, feature_blocks, load_feature_matrix
 from pipeline.config import BlockConfig
 from pipeline.features import name_key
 from pipeline.schema import CANDIDATE, KG_A, KG_B
@@ -309,11 +309,10 @@ def vector_candidates(ctx: StageContext) -> DataFrame:
     if missing:
         raise ValueError(f"block.vector_blocks asks for {missing} but the level-0 features hold only {held}: "
                          f"set features.anchor_hops (> 0) to make anchor profiles, or drop it from vector_blocks")
-    starts = dict(zip(held, np.cumsum([0] + [size for _, size in blocks[:-1]]).tolist()))
     matrix = load_feature_matrix(paths.node_features)
     found = []
     for block in cfg.vector_blocks:
-        vectors = matrix[:, starts[block]:starts[block] + dict(blocks)[block]]
+        vectors = matrix[:, block_columns(blocks, block)]
         by_block = []
         for node_type, nodes in index.groupby("type", sort=True):
             a = nodes[nodes["kg"] == KG_A].sort_values("id")

@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from model.features import DIM, feature_blocks, write_feature_file
+from model.features import DIM, block_columns, feature_blocks, write_feature_file
 from pipeline.anchor_profile import anchor_profiles, seed_vectors
 from pipeline.config import FeaturesConfig
 from pipeline.schema import NAME_VECTOR
@@ -250,16 +250,13 @@ def write_bootstrapped_matrix(ctx: StageContext, anchors: pd.DataFrame, matrix: 
     found = anchors.merge(seeds, on=["nid_a", "nid_b"], how="left", indicator=True)
     links = pd.concat([seeds, found.loc[found["_merge"] == "left_only", ["nid_a", "nid_b"]]], ignore_index=True)
     src, dst = edge_node_rows(index, spark.read.parquet(str(paths.edges)))
-    blocks = feature_blocks(paths.node_features)
-    names = [name for name, _ in blocks]
-    start = sum(size for _, size in blocks[:names.index("anchor_profile")])
     level0 = np.load(matrix, mmap_mode="r")
     tmp = out.with_name(out.name + ".tmp.npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     copy = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=level0.shape)
     copy[:] = level0
-    copy[:, start:start + dict(blocks)["anchor_profile"]] = profile_block(len(level0), src, dst, links,
-                                                                          ctx.config.features)
+    copy[:, block_columns(feature_blocks(paths.node_features), "anchor_profile")] = profile_block(
+        len(level0), src, dst, links, ctx.config.features)
     copy.flush()
     del copy
     tmp.replace(out)
