@@ -37,8 +37,10 @@ from pipeline.stage import read_stage_log  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 # every output of ingest .. extract (pipeline/schema.py Paths); a missing one changes what a later
 # stage does (train reads the lexical similarity only where lexical_terms exists)
-REUSED = ["input", "node_index", "node_features.parquet", "lexical_terms", "relations.json", "candidates",
-          "blocking.json", "neighbourhoods", "shards", "labelled_shards"]
+REUSED = ["input", "node_index", "node_features.parquet", "lexical_terms", "record_codes", "relations.json",
+          "candidates", "blocking.json", "neighbourhoods", "shards", "labelled_shards"]
+
+
 def stages_from(first: str) -> list[str]:
     return list(STAGES)[list(STAGES).index(first):]
 

@@ -51,6 +51,9 @@ class ModelConfig:
     # whether the pair distance reads the rows' lexical cosine (lex_sim); the train stage sets
     # it from the features stage's output (features.lexical)
     lexical_similarity: bool = False
+    # whether the pair distance reads the rows' identifier-code conflict (code_conflict); the
+    # train stage sets it from the features stage's output (features.identifier_codes)
+    code_conflict: bool = False
     # Add to the pair distance, per relation r, how far the centres' r-neighbours are from
     # having a counterpart: for each one-hop neighbour, 1 - the best name cosine to the other
     # centre's neighbours by the same relation (anchored vectors, so an aligned neighbour
@@ -126,6 +129,8 @@ class CGMuAlign(nn.Module):
             self.numeric_sharpness = nn.Parameter(torch.full((num_numeric,), 1.5))
             # the pair's lexical cosine (pipeline/features.py) enters as w * (1 - lex_sim)
             self.lexical_weight = nn.Parameter(torch.zeros(()))
+            # both records have model numbers and none agrees: w * code_conflict
+            self.code_conflict_weight = nn.Parameter(torch.zeros(()))
             # the graph part starts small (softplus(-2) = 0.13) and grows as far as it helps: with a
             # few hundred train links it otherwise drowns what the level-0 parts already say
             self.graph_weight = nn.Parameter(torch.full((), -2.0))
@@ -138,7 +143,8 @@ class CGMuAlign(nn.Module):
         neighbour match) and shape its numeric terms (their sharpness). They
         must move far (a lexical weight of ~15 against ~1 for the name was the best mix on
         Walmart-Amazon), so training gives them a learning rate of their own."""
-        names = ("graph_weight", "level0_weight", "lexical_weight", "neighbour_match_weight", "numeric_sharpness")
+        names = ("graph_weight", "level0_weight", "lexical_weight", "code_conflict_weight", "neighbour_match_weight",
+                 "numeric_sharpness")
         return [p for n, p in self.named_parameters() if n in names]
 
     def _own_centre_correction(self, x_own: Tensor, nbr: Callable[[Tensor], Tensor], centre: Tensor,
@@ -261,6 +267,8 @@ class CGMuAlign(nn.Module):
             distance = distance + self.level0_distances(*own) @ softplus(self.level0_weight)
             if self.config.lexical_similarity:
                 distance = distance + softplus(self.lexical_weight) * (1 - batch.lex_sim)
+            if self.config.code_conflict:
+                distance = distance + softplus(self.code_conflict_weight) * batch.code_conflict
         if self.config.neighbour_match:
             distance = distance + self._neighbour_mismatch(nbr, batch, rel_a, rel_b)
         return PairOutput(distance, w_a, w_b)

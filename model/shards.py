@@ -31,6 +31,7 @@ class PairBatch:
     mask_a: Tensor  # [P, N] bool
     mask_b: Tensor
     lex_sim: Tensor  # [P] float, lexical cosine of the two records (0 where not computed)
+    code_conflict: Tensor  # [P] float, 1 where both records have identifier codes and none agrees
     # the pair's own centre met again as a two-hop node (paper -> author -> the same paper):
     # one row per meeting, (pair, one-hop slot, relation, the one-hop node's child count)
     returns_a: Tensor  # [K, 4] long
@@ -80,11 +81,17 @@ class PairBatch:
             edge_type=torch.from_numpy(edges[:, 2].astype(np.int64)),
             centre_a=torch.from_numpy(local_centre[:n_pairs].astype(np.int64)),
             centre_b=torch.from_numpy(local_centre[n_pairs:].astype(np.int64)),
-            lex_sim=torch.from_numpy(
-                rows.column("lex_sim").to_numpy(zero_copy_only=False).astype(np.float32)
-                if "lex_sim" in rows.column_names else np.zeros(n_pairs, dtype=np.float32)),
+            lex_sim=_pair_column(rows, "lex_sim"),
+            code_conflict=_pair_column(rows, "code_conflict"),
             **out,
         )
+
+
+def _pair_column(rows: pa.Table, name: str) -> Tensor:
+    """[P] float32: a per-pair evidence column of the rows, zeros where they lack it."""
+    if name not in rows.column_names:
+        return torch.zeros(rows.num_rows, dtype=torch.float32)
+    return torch.from_numpy(rows.column(name).to_numpy(zero_copy_only=False).astype(np.float32))
 
 
 def _edges_once(sides: list[dict[str, np.ndarray]]) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Everything a pair's score depends on, as one 64-bit number (no Spark, no torch).
 
 A pair's score is a function of the model, the pair's shard row (both sampled two-hop
-neighbourhoods, with relation ids and positions, and the lexical similarity) and the level-0
-vector of every node in it (after the round's anchors are folded in). ``pair_signatures`` hashes
-exactly that, with each node named by its stable (kg, id) key, not by its node id, which shifts
-when nodes arrive. Two runs that give a pair the same signature and use the same model give it
-the same score, so an incremental run scores only the pairs whose signature changed.
+neighbourhoods, with relation ids and positions, and the pair evidence: lexical similarity, code
+conflict) and the level-0 vector of every node in it (after the round's anchors are folded
+in). ``pair_signatures`` hashes exactly that, with each node named by its stable (kg, id) key,
+not by its node id, which shifts when nodes arrive. Two runs that give a pair the same
+signature and use the same model give it the same score, so an incremental run scores only the pairs whose signature changed.
 
 The hashes are sums of mixed 64-bit words (wrapping arithmetic, splitmix64 finaliser): cheap,
 vectorised, and with ~2^-64 odds of two different inputs colliding.
@@ -68,7 +68,8 @@ def pair_signatures(rows: pa.RecordBatch | pa.Table, node_hash: np.ndarray) -> n
                 position = (np.arange(len(values)) - offsets[row]).astype(np.uint64)
                 tag = np.uint64((slot * 8 + col_no + 1) << 56)
                 sig += _row_sums(mix(mix(words ^ tag) + position), offsets)
-        if "lex_sim" in rows.schema.names:
-            lex = rows.column("lex_sim").to_numpy(zero_copy_only=False).astype(np.float64).view(np.uint64)
-            sig += mix(lex ^ np.uint64(0xA5A5))
+        for tag, name in ((0xA5A5, "lex_sim"), (0xC0DE, "code_conflict")):
+            if name in rows.schema.names:
+                value = rows.column(name).to_numpy(zero_copy_only=False).astype(np.float64).view(np.uint64)
+                sig += mix(value ^ np.uint64(tag))
     return mix(sig).view(np.int64)

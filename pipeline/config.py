@@ -67,6 +67,9 @@ class FeaturesConfig(_Strict):
     # TF-IDF words and character 3-grams of each node's record text, compared per pair and
     # added to the pair distance (pipeline/features.py)
     lexical: bool = False
+    # model and part numbers in the record text: a pair whose records both have some and share
+    # none is marked, and the mark added to the pair distance (pipeline/features.py); needs lexical
+    identifier_codes: bool = False
     # length of a fixed pseudo-random vector per node, for graphs without names (0 = off)
     identity: int = Field(0, ge=0, le=1024)
     # for graphs without names: each node's anchor profile, where the train links lie within
@@ -80,6 +83,9 @@ class FeaturesConfig(_Strict):
         if self.lexical_context and not self.lexical:
             raise ValueError("features.lexical_context is set but features.lexical is false: "
                              "set lexical: true, or drop lexical_context")
+        if self.identifier_codes and not self.lexical:
+            raise ValueError("features.identifier_codes reads the lexical record text but features.lexical "
+                             "is false: set lexical: true, or drop identifier_codes")
         return self
 
 

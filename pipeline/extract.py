@@ -117,22 +117,40 @@ def lexical_similarity(pairs: DataFrame, terms: DataFrame | None) -> DataFrame:
         "lex_sim", F.least(F.coalesce("lex_sim", F.lit(0.0)), F.lit(1.0)).cast("float"))
 
 
+def code_conflict(pairs: DataFrame, codes: DataFrame | None) -> DataFrame:
+    """(nid_a, nid_b, ...) -> the same plus ``code_conflict``: 1 where both records have
+    identifier codes (pipeline/features.py ``identifier_codes``) and no code of either is found
+    in the other's squeezed text, else 0."""
+    if codes is None:
+        return pairs.withColumn("code_conflict", F.lit(0.0).cast("float"))
+    ca = codes.select(F.col("nid").alias("nid_a"), F.col("codes").alias("_codes_a"), F.col("squeezed").alias("_text_a"))
+    cb = codes.select(F.col("nid").alias("nid_b"), F.col("codes").alias("_codes_b"), F.col("squeezed").alias("_text_b"))
+    found = (F.exists("_codes_a", lambda c: F.instr(F.col("_text_b"), c) > 0)
+             | F.exists("_codes_b", lambda c: F.instr(F.col("_text_a"), c) > 0))
+    conflict = F.when(F.col("_codes_a").isNotNull() & F.col("_codes_b").isNotNull() & ~found, 1.0).otherwise(0.0)
+    return (pairs.join(ca, "nid_a", "left").join(cb, "nid_b", "left")
+            .withColumn("code_conflict", conflict.cast("float"))
+            .drop("_codes_a", "_codes_b", "_text_a", "_text_b"))
+
+
 def pair_rows(pairs: DataFrame, index: DataFrame, neighbourhoods: DataFrame,
-              terms: DataFrame | None = None) -> DataFrame:
+              terms: DataFrame | None = None, codes: DataFrame | None = None) -> DataFrame:
     """Pairs (id_a, id_b, type, ...) -> PAIR_SHARD rows (plus the pairs' other columns)."""
     ids = index.select("kg", "id", "nid")
     a = ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a"))
     b = ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b"))
     hood_a = neighbourhoods.select(F.col("nid").alias("nid_a"), *[F.col(c).alias(f"a_{c}") for c in SUBGRAPH_COLUMNS])
     hood_b = neighbourhoods.select(F.col("nid").alias("nid_b"), *[F.col(c).alias(f"b_{c}") for c in SUBGRAPH_COLUMNS])
-    # the lexical cosine joins on node ids before the wide neighbourhood lists are attached
-    with_sim = lexical_similarity(pairs.join(a, "id_a").join(b, "id_b"), terms)
+    # the pair evidence joins on node ids before the wide neighbourhood lists are attached
+    with_sim = code_conflict(lexical_similarity(pairs.join(a, "id_a").join(b, "id_b"), terms), codes)
     return with_sim.join(hood_a, "nid_a").join(hood_b, "nid_b")
 
 
-def read_terms(spark, paths) -> DataFrame | None:
-    """The features stage's lexical terms, or None where features.lexical is off."""
-    return spark.read.parquet(str(paths.lexical_terms)) if paths.lexical_terms.exists() else None
+def read_pair_evidence(spark, paths) -> tuple[DataFrame | None, DataFrame | None]:
+    """The features stage's lexical terms and identifier codes, each None where its switch
+    (features.lexical, features.identifier_codes) is off: ``pair_rows``'s last two arguments."""
+    return tuple(spark.read.parquet(str(p)) if p.exists() else None
+                 for p in (paths.lexical_terms, paths.record_codes))
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -163,15 +181,15 @@ def run(ctx: StageContext) -> StageResult:
     two_hop(centres, lists).write.mode("overwrite").parquet(str(paths.neighbourhoods))
     hoods = spark.read.parquet(str(paths.neighbourhoods))
 
-    terms = read_terms(spark, paths)
-    shards = pair_rows(cands.select("id_a", "id_b", "type"), index, hoods, terms)
+    evidence = read_pair_evidence(spark, paths)
+    shards = pair_rows(cands.select("id_a", "id_b", "type"), index, hoods, *evidence)
     shard_of = F.pmod(F.xxhash64("id_a", "id_b"), F.lit(cfg.shards))
     (shards.withColumn("shard", shard_of).repartition(cfg.shards, "shard")
      .sortWithinPartitions("id_a", "id_b")  # the same batches on every run
      .write.mode("overwrite").partitionBy("shard").parquet(str(paths.shards)))
     lists.unpersist()
     if labelled is not None:  # the benchmark's own pairs, scored apart (evaluation protocol (a))
-        (pair_rows(labelled.select("id_a", "id_b", "type", "label", "split"), index, hoods, terms)
+        (pair_rows(labelled.select("id_a", "id_b", "type", "label", "split"), index, hoods, *evidence)
          .repartition(1).sortWithinPartitions("split", "id_a", "id_b")
          .write.mode("overwrite").parquet(str(paths.labelled_shards)))
 

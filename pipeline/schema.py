@@ -13,6 +13,7 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         node_features.parquet                   features      one Arrow file, NODE_FEATURE (row i = nid i)
         node_features.npy                       score         the same as a float32 matrix, memory-mapped by workers
         lexical_terms                           features      Parquet (nid, term, w), where features.lexical
+        record_codes                            features      Parquet (nid, codes, squeezed), where features.identifier_codes
         relations.json                          extract       relation vocabulary (name -> id)
         candidates                              block         Parquet, CANDIDATE
         blocking.json                           block         diagnostics
@@ -41,6 +42,7 @@ model can score a shard with no Spark and no join:
     a_hop2, a_hop2_rel          the sampled neighbours of each one-hop node (<= cap each)
     b_...                       the same for the B side
     lex_sim                     cosine of the two records' lexical terms (0 without them)
+    code_conflict               1 where both records have identifier codes and none agrees, else 0
 
 Relation ids: a relation name ``r`` has id ``i`` in ``relations.json``; the same edge read
 backwards (dst -> src) has id ``i + R`` where R is the vocabulary size.
@@ -130,7 +132,7 @@ PAIR_SHARD = T.StructType(
     ]
     + [T.StructField(f"a_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
     + [T.StructField(f"b_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
-    + [T.StructField("lex_sim", T.FloatType(), False)]
+    + [T.StructField("lex_sim", T.FloatType(), False), T.StructField("code_conflict", T.FloatType(), False)]
 )
 
 # Training pairs add: which positive a row belongs to, and whether it is that positive.
@@ -258,6 +260,10 @@ class Paths:
     @property
     def lexical_terms(self) -> Path:
         return self.run / "lexical_terms"
+
+    @property
+    def record_codes(self) -> Path:
+        return self.run / "record_codes"
 
     @property
     def relations(self) -> Path:

@@ -34,7 +34,7 @@ from model import checkpoint
 from model.features import anchored_features, feature_blocks, map_matrix_file, write_matrix_file
 from model.train import fit
 from pipeline.config import TrainConfig
-from pipeline.extract import pair_rows, read_terms
+from pipeline.extract import pair_rows, read_pair_evidence
 from pipeline.features import seed_anchor_pairs
 from pipeline.stage import StageContext, StageResult
 
@@ -168,7 +168,7 @@ def build_rows(ctx: StageContext) -> DataFrame:
         valid = valid.join(all_gold, ["id_a", "id_b", "type"], "left").select(
             "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"),
             F.coalesce("label", F.lit(0)).alias("label"), F.lit("valid").alias("split"))
-    rows = pair_rows(train.unionByName(valid), index, hoods, read_terms(spark, paths))
+    rows = pair_rows(train.unionByName(valid), index, hoods, *read_pair_evidence(spark, paths))
     rows.write.mode("overwrite").parquet(str(paths.train_pairs))
     return spark.read.parquet(str(paths.train_pairs))
 
@@ -214,7 +214,8 @@ def run(ctx: StageContext) -> StageResult:
     blocks = feature_blocks(paths.node_features)
     model_config = dataclasses.replace(cfg.model, level0_blocks=tuple(size for _, size in blocks),
                                        level0_kinds=tuple(kind for kind, _ in blocks),
-                                       lexical_similarity=paths.lexical_terms.exists())
+                                       lexical_similarity=paths.lexical_terms.exists(),
+                                       code_conflict=paths.record_codes.exists())
     seeds = write_seed_anchors(ctx)
     anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
     torch.set_num_threads(cfg.train.threads)

@@ -8,8 +8,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipeline.block import anchor_sims
-from pipeline.extract import lexical_similarity
-from pipeline.features import identity_vector, lexical_terms, lexical_text, parse_number
+from pipeline.extract import code_conflict, lexical_similarity
+from pipeline.features import identifier_codes, identity_vector, lexical_terms, lexical_text, parse_number
 
 
 def test_numbers_money_durations_and_dates_parse(spark):
@@ -38,6 +38,25 @@ def test_lexical_terms_are_unit_length_and_favour_shared_codes(spark):
     assert sim[(3, 1)] == 0.0 and sim[(9, 9)] == 0.0  # a node without terms: 0, the row kept
     same = lexical_similarity(spark.createDataFrame([(0, 0)], "nid_a int, nid_b int"), terms).first()
     assert same.lex_sim == pytest.approx(1.0, abs=1e-5)
+
+
+def test_identifier_codes_conflict_only_where_both_records_have_codes_and_none_agrees(spark):
+    texts = ["vantec nexstar se sata rack mrk-515st",       # 0
+             "vantec nexstar se dual sata rack mrk-525st",  # 1: another model number
+             "vantec nexstar rack mrk515st",                # 2: the same, punctuation aside
+             "digipower tripod tp-tr47dbl",                 # 3
+             "digipower tp tr47dbl tripod dark blue",       # 4: the code split in two words
+             "vantec sata rack 2.5 inch 500gb",             # 5: "500gb" is a code, "2.5" not
+             "a plain title with no codes"]                 # 6
+    df = spark.createDataFrame([("A", str(i), t) for i, t in enumerate(texts)], "kg string, id string, text string")
+    codes = identifier_codes(df).withColumn("nid", F.col("id").cast("int"))
+    got = {r.nid: (sorted(r.codes), r.squeezed) for r in codes.collect()}
+    assert got[0] == (["mrk515st"], "vantecnexstarsesatarackmrk515st")
+    assert got[5][0] == ["500gb"] and 6 not in got  # no codes, no row
+    pairs = spark.createDataFrame([(0, 1), (0, 2), (3, 4), (0, 6), (9, 0)], "nid_a int, nid_b int")
+    conflict = {(r.nid_a, r.nid_b): r.code_conflict for r in code_conflict(pairs, codes).collect()}
+    assert conflict == {(0, 1): 1.0, (0, 2): 0.0, (3, 4): 0.0, (0, 6): 0.0, (9, 0): 0.0}
+    assert code_conflict(pairs, None).where("code_conflict != 0").count() == 0  # switched off
 
 
 def test_record_text_joins_the_linked_values(spark):

@@ -291,6 +291,19 @@ def test_lexical_similarity_enters_the_distance_only_when_switched_on():
         assert (high[0] > low[0]) if on else np.allclose(high, low)
 
 
+def test_a_code_conflict_lowers_the_score_only_when_switched_on():
+    feats = torch.randn(20, DIM)
+    rows = _two_relation_pair()
+    for on in (True, False):
+        model = _model(code_conflict=on)
+        agree = score_table(rows.append_column("code_conflict", pa.array([0.0], pa.float32())), model, feats)
+        clash = score_table(rows.append_column("code_conflict", pa.array([1.0], pa.float32())), model, feats)
+        assert (clash[0] < agree[0]) if on else np.allclose(clash, agree)
+    unmarked = score_table(rows, _model(code_conflict=True), feats)  # rows without the column: no conflict
+    np.testing.assert_allclose(unmarked, score_table(rows.append_column(
+        "code_conflict", pa.array([0.0], pa.float32())), _model(code_conflict=True), feats))
+
+
 def test_level0_parts_must_cover_the_features():
     CGMuAlign(ModelConfig(hidden=16, level0_blocks=(6, 2)), DIM, RELS)  # 6 + 2 = DIM
     with pytest.raises(ValueError, match="level0_blocks"):
