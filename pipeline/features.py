@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -260,29 +261,45 @@ def profile_block(num_nodes: int, src: np.ndarray, dst: np.ndarray, links: pd.Da
         vectors=seed_vectors(num_links, fcfg.anchor_dim, seed=0), hops=fcfg.anchor_hops)
 
 
-def write_bootstrapped_matrix(ctx: StageContext, anchors: pd.DataFrame, matrix: Path, out: Path) -> None:
-    """The level-0 ``matrix`` (.npy) with its anchor_profile block made anew with ``anchors``
-    (nid_a, nid_b: the train links and a collective round's confident matches) as the seed
-    links, written to ``out``: BootEA's bootstrapping, for the profiles. The train links come
-    first, in the features stage's order, so with no other anchors the block is unchanged."""
-    spark, paths = ctx.spark, ctx.paths
-    index = spark.read.parquet(str(paths.node_index))
-    seeds = seed_anchor_pairs(spark.read.parquet(str(paths.gold)), index)
-    found = anchors.merge(seeds, on=["nid_a", "nid_b"], how="left", indicator=True)
-    links = pd.concat([seeds, found.loc[found["_merge"] == "left_only", ["nid_a", "nid_b"]]], ignore_index=True)
-    src, dst = edge_node_rows(index, spark.read.parquet(str(paths.edges)))
-    level0 = np.load(matrix, mmap_mode="r")
-    tmp = out.with_name(out.name + ".tmp.npy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    copy = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=level0.shape)
-    copy[:] = level0
-    copy[:, block_columns(feature_blocks(paths.node_features), "anchor_profile")] = profile_block(
-        len(level0), src, dst, links, ctx.config.features)
-    copy.flush()
-    del copy
-    tmp.replace(out)
-    log.info("features: anchor profiles remade from %d seed links (%d train links, %d matched)",
-             len(links), len(seeds), len(links) - len(seeds))
+@dataclass
+class ProfileBootstrap:
+    """Remakes the level-0 matrix's anchor_profile block with a collective round's anchors as the
+    seed links (BootEA's bootstrapping, for the profiles). What that needs besides the anchors,
+    the train links and every edge as node rows (Spark joins collected to the driver), is
+    gathered once, by ``gather``, and serves every round."""
+    seeds: pd.DataFrame  # the train links (nid_a, nid_b), in the features stage's order
+    src: np.ndarray  # every edge's two ends, as node rows
+    dst: np.ndarray
+    columns: slice  # the anchor_profile block's columns of the level-0 matrix
+    fcfg: FeaturesConfig
+
+    @classmethod
+    def gather(cls, ctx: StageContext) -> "ProfileBootstrap":
+        spark, paths = ctx.spark, ctx.paths
+        index = spark.read.parquet(str(paths.node_index))
+        src, dst = edge_node_rows(index, spark.read.parquet(str(paths.edges)))
+        return cls(seed_anchor_pairs(spark.read.parquet(str(paths.gold)), index), src, dst,
+                   block_columns(feature_blocks(paths.node_features), "anchor_profile"), ctx.config.features)
+
+    def write(self, anchors: pd.DataFrame, matrix: Path, out: Path) -> None:
+        """The level-0 ``matrix`` (.npy) with its anchor_profile block made with ``anchors``
+        (nid_a, nid_b: the train links and a round's confident matches) as the seed links,
+        written to ``out``. The train links come first, in the features stage's order, so with
+        no other anchors the block is unchanged."""
+        found = anchors.merge(self.seeds, on=["nid_a", "nid_b"], how="left", indicator=True)
+        links = pd.concat([self.seeds, found.loc[found["_merge"] == "left_only", ["nid_a", "nid_b"]]],
+                          ignore_index=True)
+        level0 = np.load(matrix, mmap_mode="r")
+        tmp = out.with_name(out.name + ".tmp.npy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        copy = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=level0.shape)
+        copy[:] = level0
+        copy[:, self.columns] = profile_block(len(level0), self.src, self.dst, links, self.fcfg)
+        copy.flush()
+        del copy
+        tmp.replace(out)
+        log.info("features: anchor profiles remade from %d seed links (%d train links, %d matched)",
+                 len(links), len(self.seeds), len(links) - len(self.seeds))
 
 
 def with_dense_index(df: DataFrame, order: list[str], name: str) -> DataFrame:

@@ -10,7 +10,7 @@ Rounds (``collective``): round 1 reads the seed anchors (the train links) that t
 each later round adds the previous round's confident matches (mutual best at or above the
 threshold, any type) to the anchors and scores again; with anchor profiles in the level-0
 features and ``collective.bootstrap_profiles``, it also reads a level-0 matrix whose profiles
-are made anew with those anchors as the seed links (``features.write_bootstrapped_matrix``).
+are made anew with those anchors as the seed links (``features.ProfileBootstrap``).
 ``scores`` holds the last round.
 Where the benchmark has labelled pairs, they are scored too (``labelled_scores``), with the
 last round's anchors; blocking never sees them.
@@ -36,7 +36,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.features import write_bootstrapped_matrix
+from pipeline.features import ProfileBootstrap
 from pipeline.merge import resolve
 from pipeline.schema import SCORE, Paths
 from pipeline.stage import StageContext, StageResult
@@ -205,6 +205,7 @@ def run(ctx: StageContext) -> StageResult:
     seeds = read_anchors(paths.anchors(0))
     rounds = cfg.collective.rounds if cfg.collective.enabled else 1
     bootstrap = cfg.collective.bootstrap_profiles and cfg.features.anchor_hops > 0
+    bootstrapper = ProfileBootstrap.gather(ctx) if bootstrap and rounds > 1 else None
     anchors_per_round, rescored_per_round = [], []
     matrix = paths.node_feature_matrix
     for stale in paths.anchors(0).parent.glob("round=*.features.npy"):  # an earlier score run's
@@ -230,9 +231,9 @@ def run(ctx: StageContext) -> StageResult:
             scores = spark.read.parquet(str(out))
             anchors = next_anchors(scores, index, seeds, ckpt.threshold)
             write_anchors(anchors, paths.anchors(round_no))
-            if bootstrap:
+            if bootstrapper is not None:
                 matrix = paths.bootstrapped_matrix(round_no + 1)
-                write_bootstrapped_matrix(ctx, anchors, paths.node_feature_matrix, matrix)
+                bootstrapper.write(anchors, paths.node_feature_matrix, matrix)
     details = {"rounds": rounds, "anchors_per_round": anchors_per_round, "bootstrapped_profiles": bootstrap}
     if reuse_from is not None:
         details |= {"base_run": reuse_from.run_id, "rescored_per_round": rescored_per_round}

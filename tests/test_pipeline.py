@@ -105,19 +105,20 @@ def test_bootstrapped_profiles_take_matched_pairs_as_seed_links(profiled_run, sp
     features stage's; with the test links added as anchors (as a perfect collective round would
     add them) only the anchor_profile block changes, and the test links' two ends move closer."""
     from model.features import write_matrix_file
-    from pipeline.features import seed_anchor_pairs, write_bootstrapped_matrix
+    from pipeline.features import ProfileBootstrap, seed_anchor_pairs
 
     profiled, run = profiled_run
     ctx = StageContext(spark, profiled, run)
     matrix = write_matrix_file(run.node_features, run.node_feature_matrix)
     index, gold = spark.read.parquet(str(run.node_index)), spark.read.parquet(str(run.gold))
     seeds = seed_anchor_pairs(gold, index)
-    write_bootstrapped_matrix(ctx, seeds.iloc[::-1], matrix, run.bootstrapped_matrix(2))  # order is the train links'
+    bootstrap = ProfileBootstrap.gather(ctx)
+    bootstrap.write(seeds.iloc[::-1], matrix, run.bootstrapped_matrix(2))  # order is the train links'
     base = np.load(matrix)
     assert np.array_equal(np.load(run.bootstrapped_matrix(2)), base)
 
     test = seed_anchor_pairs(gold.where("split = 'test'").withColumn("split", F.lit("train")), index)
-    write_bootstrapped_matrix(ctx, pd.concat([seeds, test]), matrix, run.bootstrapped_matrix(2))
+    bootstrap.write(pd.concat([seeds, test]), matrix, run.bootstrapped_matrix(2))
     remade = np.load(run.bootstrapped_matrix(2))
     profile = remade.shape[1] - 64  # where the anchor_profile block (2 hops x 32) starts: it is last
     assert np.array_equal(remade[:, :profile], base[:, :profile])
