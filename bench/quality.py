@@ -215,13 +215,23 @@ def print_table(rows: list[dict]) -> None:
                   f"{'' if anchor is None else f'{anchor[0]:.4f}':>9}  {anchor[1] if anchor else ''}")
 
 
+def earlier_run(cfg: PipelineConfig, name: str, seeds: list[int]) -> str | None:
+    """A quality run of the dataset, for other seeds than ``seeds``, that went through extract:
+    its features .. extract outputs serve more seeds (``--resume --seeds 2,3`` after seed 1)."""
+    own = {f"quality-{name}-seed{s}" for s in seeds}
+    runs = sorted(Paths(cfg.warehouse.resolve(), "any").run.parent.glob(f"quality-{name}-seed*"))
+    return next((r.name for r in runs if r.name not in own and extracted(cfg, r.name)), None)
+
+
 def quality(spark, names: list[str], seeds: list[int], resume: bool) -> list[dict]:
     rows = []
     for name in names:
         ds = DATASETS[name]
         cfg = load_config(ds.conf)
         start = time.time()
-        runs = run_seeds(spark, cfg, ds.kind, f"quality-{name}", seeds, resume=resume)
+        first_done = extracted(cfg, f"quality-{name}-seed{seeds[0]}")
+        upstream = earlier_run(cfg, name, seeds) if resume and not first_done else None
+        runs = run_seeds(spark, cfg, ds.kind, f"quality-{name}", seeds, upstream, resume=resume)
         rows.append(quality_row(ds, seeds, runs) | {"wall_seconds": round(time.time() - start, 1)})
     return rows
 
@@ -286,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--collect", action="store_true",
                    help="run nothing: print and write the table from the quality runs already made")
     p.add_argument("--resume", action="store_true",
-                   help="reuse a dataset's earlier features .. extract outputs (same config) and retrain")
+                   help="reuse a dataset's earlier features .. extract outputs (same config: the first "
+                        "seed's run, else a run of another seed) and retrain")
     args = p.parse_args(argv)
     setup_logging("INFO")  # each stage's summary line and training's epochs: progress on long runs
     seeds = [int(s) for s in args.seeds.split(",")]
