@@ -189,6 +189,12 @@ class CollectiveConfig(_Strict):
     # anew with the round's anchors (train links and confident matches) as the seed links
     # (BootEA's bootstrapping), so a node near newly matched ones gets a fuller profile.
     bootstrap_profiles: bool = True
+    # Which confident matches become anchors. None: the mutual best pairs at or above the
+    # model's threshold. A share (0-1): per node type, the mutual best pairs down to the lowest
+    # score at which those touching a valid link are still right this share of the time,
+    # counted from the top (a type without valid links keeps the model's threshold); where even
+    # the best-scoring ones fall short, none (pipeline/score.py ``anchor_thresholds``).
+    anchor_precision: float | None = Field(None, gt=0, le=1)
 
 
 class MergeConfig(_Strict):

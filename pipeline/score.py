@@ -8,7 +8,8 @@ CPU with one torch thread per worker.
 
 Rounds (``collective``): round 1 reads the seed anchors (the train links) that training wrote;
 each later round adds the previous round's confident matches (mutual best at or above the
-threshold, any type) to the anchors and scores again; with anchor profiles in the level-0
+threshold, any type; with ``collective.anchor_precision``, down to a threshold per type chosen
+on the valid links, ``anchor_thresholds``) to the anchors and scores again; with anchor profiles in the level-0
 features and ``collective.bootstrap_profiles``, it also reads a level-0 matrix whose profiles
 are made anew with those anchors as the seed links (``features.ProfileBootstrap``).
 ``scores`` holds the last round.
@@ -167,10 +168,45 @@ def score_round(shards: DataFrame, fn, sign_fn, base_scores: DataFrame | None
     return rescored.unionByName(reused), signatures
 
 
-def next_anchors(scores: DataFrame, index: DataFrame, seeds: np.ndarray, threshold: float) -> pd.DataFrame:
-    """Seed anchors plus this round's confident matches, as sorted (nid_a, nid_b)."""
+def anchor_thresholds(touching: pd.DataFrame, valid: pd.DataFrame, precision: float) -> dict[str, float]:
+    """Per node type of the ``valid`` links (id_a, id_b, type): the lowest score down to which
+    the mutual best pairs ``touching`` a valid link at either end (id_a, id_b, type, score) are
+    that link at least ``precision`` of the time, counted from the highest score; inf where
+    even the best-scoring one falls short."""
+    cuts = {}
+    for node_type, links in valid.groupby("type"):
+        pairs = touching[touching["type"] == node_type].sort_values("score", ascending=False, kind="stable")
+        right = pairs.merge(links[["id_a", "id_b"]].drop_duplicates(), on=["id_a", "id_b"], how="left",
+                            indicator=True)["_merge"].eq("both").to_numpy()
+        share = np.cumsum(right) / np.arange(1, len(right) + 1)
+        good = np.flatnonzero(share >= precision)
+        cuts[node_type] = float(pairs["score"].to_numpy()[good[-1]]) if len(good) else float("inf")
+    return cuts
+
+
+def anchor_matches(scores: DataFrame, threshold: float, valid: DataFrame,
+                   precision: float | None) -> tuple[DataFrame, dict[str, float]]:
+    """A round's matches that become anchors (id_a, id_b, type, score) and, with ``precision``
+    (collective.anchor_precision), the score threshold chosen per type on the ``valid`` links
+    (``anchor_thresholds``; a type without valid links keeps ``threshold``, the model's)."""
+    if precision is None:
+        return resolve(scores, threshold), {}
+    mutual = resolve(scores, 0.0)
+    links = valid.select("id_a", "id_b", "type")
+    touching = (mutual.join(links.select("id_a", "type"), ["id_a", "type"], "left_semi")
+                .unionByName(mutual.join(links.select("id_b", "type"), ["id_b", "type"], "left_semi"))
+                .distinct().toPandas())
+    cuts = anchor_thresholds(touching, links.toPandas(), precision)
+    cut = F.lit(threshold)
+    if cuts:
+        cut = F.coalesce(F.create_map(*[F.lit(x) for kv in cuts.items() for x in kv])[F.col("type")], cut)
+    return mutual.where(F.col("score") >= cut), cuts
+
+
+def next_anchors(matched: DataFrame, index: DataFrame, seeds: np.ndarray) -> pd.DataFrame:
+    """Seed anchors plus a round's ``matched`` pairs (``anchor_matches``), as sorted (nid_a, nid_b)."""
     ids = index.select("kg", "id", "nid")
-    matched = (resolve(scores, threshold)
+    matched = (matched
                .join(ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a")), "id_a")
                .join(ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b")), "id_b")
                .select("nid_a", "nid_b").toPandas())
@@ -206,7 +242,8 @@ def run(ctx: StageContext) -> StageResult:
     rounds = cfg.collective.rounds if cfg.collective.enabled else 1
     bootstrap = cfg.collective.bootstrap_profiles and cfg.features.anchor_hops > 0
     bootstrapper = ProfileBootstrap.gather(ctx) if bootstrap and rounds > 1 else None
-    anchors_per_round, rescored_per_round = [], []
+    anchors_per_round, rescored_per_round, cuts_per_round = [], [], []
+    valid = spark.read.parquet(str(paths.gold)).where("split = 'valid'")
     matrix = paths.node_feature_matrix
     for stale in paths.anchors(0).parent.glob("round=*.features.npy"):  # an earlier score run's
         stale.unlink()
@@ -229,12 +266,19 @@ def run(ctx: StageContext) -> StageResult:
             signatures.unpersist()
         if round_no < rounds:
             scores = spark.read.parquet(str(out))
-            anchors = next_anchors(scores, index, seeds, ckpt.threshold)
+            matched, cuts = anchor_matches(scores, ckpt.threshold, valid, cfg.collective.anchor_precision)
+            anchors = next_anchors(matched, index, seeds)
+            if cuts:
+                cuts_per_round.append({t: round(c, 6) if np.isfinite(c) else None for t, c in cuts.items()})
+                log.info("score: round %d anchors down to score %s per type (valid links right >= %.2f)",
+                         round_no, cuts_per_round[-1], cfg.collective.anchor_precision)
             write_anchors(anchors, paths.anchors(round_no))
             if bootstrapper is not None:
                 matrix = paths.bootstrapped_matrix(round_no + 1)
                 bootstrapper.write(anchors, paths.node_feature_matrix, matrix)
     details = {"rounds": rounds, "anchors_per_round": anchors_per_round, "bootstrapped_profiles": bootstrap}
+    if cuts_per_round:
+        details["anchor_thresholds_per_round"] = cuts_per_round
     if reuse_from is not None:
         details |= {"base_run": reuse_from.run_id, "rescored_per_round": rescored_per_round}
 
