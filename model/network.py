@@ -129,8 +129,8 @@ class CGMuAlign(nn.Module):
             self.numeric_sharpness = nn.Parameter(torch.full((num_numeric,), 1.5))
             # the pair's lexical cosine (pipeline/features.py) enters as w * (1 - lex_sim)
             self.lexical_weight = nn.Parameter(torch.zeros(()))
-            # both records have model numbers and none agrees: w * code_conflict
-            self.code_conflict_weight = nn.Parameter(torch.zeros(()))
+            if config.code_conflict:  # both records have model numbers and none agrees: w * code_conflict
+                self.code_conflict_weight = nn.Parameter(torch.zeros(()))
             # the graph part starts small (softplus(-2) = 0.13) and grows as far as it helps: with a
             # few hundred train links it otherwise drowns what the level-0 parts already say
             self.graph_weight = nn.Parameter(torch.full((), -2.0))

@@ -299,6 +299,8 @@ def test_a_code_conflict_lowers_the_score_only_when_switched_on():
         agree = score_table(rows.append_column("code_conflict", pa.array([0.0], pa.float32())), model, feats)
         clash = score_table(rows.append_column("code_conflict", pa.array([1.0], pa.float32())), model, feats)
         assert (clash[0] < agree[0]) if on else np.allclose(clash, agree)
+    # switched off, the model has no weight for it, so checkpoints saved before the switch load
+    assert "code_conflict_weight" not in dict(_model(code_conflict=False).named_parameters())
     unmarked = score_table(rows, _model(code_conflict=True), feats)  # rows without the column: no conflict
     np.testing.assert_allclose(unmarked, score_table(rows.append_column(
         "code_conflict", pa.array([0.0], pa.float32())), _model(code_conflict=True), feats))
