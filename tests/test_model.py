@@ -281,29 +281,31 @@ def test_anchors_reach_neighbours_but_never_the_pair_itself():
     assert before < 0.99 and after > 0.999
 
 
-def test_lexical_similarity_enters_the_distance_only_when_switched_on():
+@pytest.mark.parametrize("switch, column, worse, better", [
+    ("lexical_similarity", "lex_sim", 0.1, 0.9),  # the records' lexical cosine
+    ("code_conflict", "code_conflict", 1.0, 0.0),  # both have model numbers, none agrees
+])
+def test_pair_evidence_enters_the_distance_only_when_switched_on(switch, column, worse, better):
     feats = torch.randn(20, DIM)
     rows = _two_relation_pair()
+
+    def score(model, value):
+        return score_table(rows.append_column(column, pa.array([value], pa.float32())), model, feats)
+
     for on in (True, False):
-        model = _model(lexical_similarity=on)
-        low = score_table(rows.append_column("lex_sim", pa.array([0.1], pa.float32())), model, feats)
-        high = score_table(rows.append_column("lex_sim", pa.array([0.9], pa.float32())), model, feats)
-        assert (high[0] > low[0]) if on else np.allclose(high, low)
+        model = _model(**{switch: on})
+        assert (score(model, better)[0] > score(model, worse)[0]) if on else np.allclose(
+            score(model, better), score(model, worse))
 
 
-def test_a_code_conflict_lowers_the_score_only_when_switched_on():
+def test_rows_without_a_code_conflict_column_have_none_and_old_checkpoints_load():
     feats = torch.randn(20, DIM)
     rows = _two_relation_pair()
-    for on in (True, False):
-        model = _model(code_conflict=on)
-        agree = score_table(rows.append_column("code_conflict", pa.array([0.0], pa.float32())), model, feats)
-        clash = score_table(rows.append_column("code_conflict", pa.array([1.0], pa.float32())), model, feats)
-        assert (clash[0] < agree[0]) if on else np.allclose(clash, agree)
+    model = _model(code_conflict=True)
+    np.testing.assert_allclose(score_table(rows, model, feats), score_table(rows.append_column(
+        "code_conflict", pa.array([0.0], pa.float32())), model, feats))
     # switched off, the model has no weight for it, so checkpoints saved before the switch load
     assert "code_conflict_weight" not in dict(_model(code_conflict=False).named_parameters())
-    unmarked = score_table(rows, _model(code_conflict=True), feats)  # rows without the column: no conflict
-    np.testing.assert_allclose(unmarked, score_table(rows.append_column(
-        "code_conflict", pa.array([0.0], pa.float32())), _model(code_conflict=True), feats))
 
 
 def test_level0_parts_must_cover_the_features():
