@@ -5,7 +5,8 @@ neighbourhoods, with relation ids and positions, and the pair evidence: lexical 
 conflict) and the level-0 vector of every node in it (after the round's anchors are folded
 in). ``pair_signatures`` hashes exactly that, with each node named by its stable (kg, id) key,
 not by its node id, which shifts when nodes arrive. Two runs that give a pair the same
-signature and use the same model give it the same score, so an incremental run scores only the pairs whose signature changed.
+signature and use the same model give it the same score, so an incremental run scores only
+the pairs whose signature changed.
 
 The hashes are sums of mixed 64-bit words (wrapping arithmetic, splitmix64 finaliser): cheap,
 vectorised, and with ~2^-64 odds of two different inputs colliding.

@@ -9,9 +9,10 @@ CPU with one torch thread per worker.
 Rounds (``collective``): round 1 reads the seed anchors (the train links) that training wrote;
 each later round adds the previous round's confident matches (mutual best at or above the
 threshold, any type; with ``collective.anchor_precision``, down to a threshold per type chosen
-on the valid links, ``anchor_thresholds``) to the anchors and scores again; with anchor profiles in the level-0
-features and ``collective.bootstrap_profiles``, it also reads a level-0 matrix whose profiles
-are made anew with those anchors as the seed links (``features.ProfileBootstrap``).
+on the valid links, ``anchor_thresholds``) to the anchors and scores again; with anchor
+profiles in the level-0 features and ``collective.bootstrap_profiles``, it also reads a
+level-0 matrix whose profiles are made anew with those anchors as the seed links
+(``features.ProfileBootstrap``).
 ``scores`` holds the last round.
 Where the benchmark has labelled pairs, they are scored too (``labelled_scores``), with the
 last round's anchors; blocking never sees them.
