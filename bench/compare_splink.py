@@ -302,9 +302,9 @@ def earlier_run(cfg, run_id: str) -> tuple[dict, float]:
     return metrics, sum(s["seconds"] for s in metrics.get("stages", {}).values())
 
 
-def gold_links(cfg) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(test links, all gold links, the entity type) from our warehouse's input/gold."""
-    path = Paths(cfg.warehouse, RUN_ID).gold
+def gold_links(cfg, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(test links, all gold links, the entity type) from our run's input/gold."""
+    path = Paths(cfg.warehouse, run_id).gold
     if not path.exists():
         sys.exit(f"{path} is missing: run with --systems ours (it writes the warehouse) first")
     gold = pd.read_parquet(path)
@@ -331,10 +331,11 @@ def compare(name: str, ds: Dataset, systems: list[str], args, spark_box: list) -
     cfg = load_config(REPO / ds.conf)
     cfg = cfg.model_copy(update={"warehouse": args.warehouse_root / name})
     rows = []
+    ours_run = args.ours_run.format(dataset=name) if args.ours_run else RUN_ID  # its gold is Splink's too
     if "ours" in systems and args.ours_run:
-        metrics, seconds = earlier_run(cfg, args.ours_run.format(dataset=name))
+        metrics, seconds = earlier_run(cfg, ours_run)
         stages = {k: v["seconds"] for k, v in metrics.get("stages", {}).items()}
-        rows.append(row(f"kgmerge ({args.ours_run.format(dataset=name)})", metrics, seconds, None,
+        rows.append(row(f"kgmerge ({ours_run})", metrics, seconds, None,
                         stage_seconds=stages))
     elif "ours" in systems:
         fresh_warehouse(cfg.warehouse, args.warm)
@@ -345,7 +346,7 @@ def compare(name: str, ds: Dataset, systems: list[str], args, spark_box: list) -
         stages = {k: v["seconds"] for k, v in metrics.get("stages", {}).items()}
         rows.append(row("kgmerge", metrics, seconds, load, stage_seconds=stages))
     if "splink" in systems:
-        test, gold, entity_type = gold_links(cfg)
+        test, gold, entity_type = gold_links(cfg, ours_run)
         load = os.getloadavg()[0]
         scored, seconds = run_splink(ds.splink(), cfg.dataset.path, entity_type)
         covered = len(set(zip(gold.id_a, gold.id_b)) & set(zip(scored.id_a, scored.id_b)))
