@@ -67,6 +67,9 @@ class FeaturesConfig(_Strict):
     # TF-IDF words and character 3-grams of each node's record text, compared per pair and
     # added to the pair distance (pipeline/features.py)
     lexical: bool = False
+    # also the character 4-grams of the record text squeezed to letters and digits, across word
+    # boundaries ("photoshop cs2" meets "photoshopcs2"), in the same terms; needs lexical
+    lexical_squeezed: bool = False
     # model and part numbers in the record text: a pair whose records both have some and share
     # none is marked, and the mark added to the pair distance (pipeline/features.py); needs lexical
     identifier_codes: bool = False
@@ -83,6 +86,9 @@ class FeaturesConfig(_Strict):
         if self.lexical_context and not self.lexical:
             raise ValueError("features.lexical_context is set but features.lexical is false: "
                              "set lexical: true, or drop lexical_context")
+        if self.lexical_squeezed and not self.lexical:
+            raise ValueError("features.lexical_squeezed adds to the lexical terms but features.lexical "
+                             "is false: set lexical: true, or drop lexical_squeezed")
         if self.identifier_codes and not self.lexical:
             raise ValueError("features.identifier_codes reads the lexical record text but features.lexical "
                              "is false: set lexical: true, or drop identifier_codes")

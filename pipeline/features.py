@@ -18,7 +18,9 @@ Lexical terms (``features.lexical``): MiniLM reads a title for its meaning and b
 tokens that tell products apart (model numbers, editions, "ii" vs "iii"). Each node's record
 text (its name, then the names of the nodes its ``features.lexical_context`` relations point
 to: a product's brand and model number) is cut into words and the character 3-grams of its
-words, TF-IDF weighted over the dataset and L2-normalised, and written as sparse rows
+words (with ``features.lexical_squeezed`` also the character 4-grams of the whole text squeezed
+to letters and digits, so "photoshop cs2" meets "photoshopcs2"), TF-IDF weighted over the
+dataset and L2-normalised, and written as sparse rows
 ``lexical_terms`` (nid, term, w), all with Spark built-ins. The extract stage turns them into
 one cosine per pair (``lex_sim``); the model adds it to the pair distance. Sparse and exact:
 hashing the terms into a dense vector of 1,024 (4,096) dimensions lowered the valid F1 of the
@@ -182,15 +184,26 @@ def lexical_text(nodes: DataFrame, edges: DataFrame, relations: list[str]) -> Da
         "kg", "id", F.concat_ws(" ", "name_key", "context").alias("text"))
 
 
-def lexical_terms(texts: DataFrame) -> DataFrame:
+def squeezed(col: Column) -> Column:
+    """The text lower-cased with everything but letters and digits dropped."""
+    return F.regexp_replace(F.lower(col), r"[^\p{L}\p{N}]", "")
+
+
+def lexical_terms(texts: DataFrame, squeezed_grams: bool = False) -> DataFrame:
     """(kg, id, text) -> (kg, id, term, w): the text's words ("w:...") and the character 3-grams
-    of its words ("g:..."), TF-IDF over the texts, unit length per node."""
+    of its words ("g:..."), with ``squeezed_grams`` also the character 4-grams of the squeezed
+    text ("q:...", across word boundaries), TF-IDF over the texts, unit length per node."""
     words = F.filter(F.split(F.col("text"), r"[^\p{L}\p{N}]+"), lambda w: F.length(w) > 0)
     grams = F.flatten(F.transform(words, lambda w: F.transform(
         F.sequence(F.lit(1), F.greatest(F.length(w), F.lit(1))),
         lambda i: F.concat(F.lit("g:"), F.substring(F.concat(F.lit("#"), w, F.lit("#")), i, 3)))))
-    terms = texts.select("kg", "id", F.explode(F.concat(
-        F.transform(words, lambda w: F.concat(F.lit("w:"), w)), grams)).alias("term"))
+    parts = [F.transform(words, lambda w: F.concat(F.lit("w:"), w)), grams]
+    if squeezed_grams:
+        text = squeezed(F.col("text"))
+        parts.append(F.when(F.length(text) == 0, F.array().cast("array<string>")).otherwise(F.transform(
+            F.sequence(F.lit(1), F.greatest(F.length(text) - 3, F.lit(1))),
+            lambda i: F.concat(F.lit("q:"), F.substring(text, i, 4)))))
+    terms = texts.select("kg", "id", F.explode(F.concat(*parts)).alias("term"))
     tf = terms.groupBy("kg", "id", "term").agg(F.count("*").alias("tf"))
     n_texts = texts.count()
     idf = tf.groupBy("term").agg(F.log(F.lit(n_texts + 1.0) / (F.count("*") + 1)).alias("idf"))
@@ -205,11 +218,9 @@ def identifier_codes(texts: DataFrame) -> DataFrame:
     words with at least four letters and digits, both present (punctuation inside a word
     dropped, so "tp-tr47dbl" is "tptr47dbl"), and the whole text with everything but letters
     and digits dropped."""
-    def squeeze(col: Column) -> Column:
-        return F.regexp_replace(F.lower(col), r"[^\p{L}\p{N}]", "")
-    words = F.transform(F.split(F.col("text"), r"\s+"), squeeze)
+    words = F.transform(F.split(F.col("text"), r"\s+"), squeezed)
     codes = F.array_distinct(F.filter(words, lambda w: (F.length(w) >= 4) & w.rlike(r"\p{N}") & w.rlike(r"\p{L}")))
-    return (texts.select("kg", "id", codes.alias("codes"), squeeze(F.col("text")).alias("squeezed"))
+    return (texts.select("kg", "id", codes.alias("codes"), squeezed(F.col("text")).alias("squeezed"))
             .where(F.size("codes") > 0))
 
 
@@ -370,7 +381,7 @@ def run(ctx: StageContext) -> StageResult:
     n_terms = 0
     if fcfg.lexical:
         texts = lexical_text(nodes, edges, fcfg.lexical_context)
-        terms = lexical_terms(texts).join(index.select("kg", "id", "nid"), ["kg", "id"]).select("nid", "term", "w")
+        terms = lexical_terms(texts, fcfg.lexical_squeezed).join(index.select("kg", "id", "nid"), ["kg", "id"]).select("nid", "term", "w")
         terms.write.mode("overwrite").parquet(str(paths.lexical_terms))
         n_terms = spark.read.parquet(str(paths.lexical_terms)).count()
     else:

@@ -192,7 +192,7 @@ def anchor_matches(scores: DataFrame, threshold: float, valid: DataFrame,
     (``anchor_thresholds``; a type without valid links keeps ``threshold``, the model's)."""
     if precision is None:
         return resolve(scores, threshold), {}
-    mutual = resolve(scores, 0.0)
+    mutual = resolve(scores, 0.0).localCheckpoint()  # read three times below
     links = valid.select("id_a", "id_b", "type")
     touching = (mutual.join(links.select("id_a", "type"), ["id_a", "type"], "left_semi")
                 .unionByName(mutual.join(links.select("id_b", "type"), ["id_b", "type"], "left_semi"))

@@ -20,7 +20,7 @@ def test_unknown_key_and_bad_value_are_refused(tmp_path):
     bad.write_text("dataset: {name: x, format: magellan, path: data, options: {entity_type: paper, name_column: title}}\nwarehouse: w\nmodel: {hidden: 7}\n")
     with pytest.raises(ConfigError, match="even"):
         load_config(bad)
-    for features in ("{lexical_context: [written_by]}", "{identifier_codes: true}"):
+    for features in ("{lexical_context: [written_by]}", "{identifier_codes: true}", "{lexical_squeezed: true}"):
         bad.write_text("dataset: {name: x, format: magellan, path: data, options: {entity_type: paper, name_column: title}}\n"
                        f"warehouse: w\nfeatures: {features}\n")
         with pytest.raises(ConfigError, match="lexical: true"):

@@ -40,6 +40,25 @@ def test_lexical_terms_are_unit_length_and_favour_shared_codes(spark):
     assert same.lex_sim == pytest.approx(1.0, abs=1e-5)
 
 
+def test_squeezed_grams_bridge_word_boundaries(spark):
+    texts = ["adobe photoshop cs2 upgrade", "adobe photoshopcs2 upgrade", "adobe illustrator cs2 upgrade", ""]
+    df = spark.createDataFrame([("A", str(i), t) for i, t in enumerate(texts)], "kg string, id string, text string")
+    pairs = spark.createDataFrame([(0, 1), (2, 1)], "nid_a int, nid_b int")
+
+    def sims(squeezed_grams):
+        terms = (lexical_terms(df, squeezed_grams).withColumn("nid", F.col("id").cast("int"))
+                 .select("nid", "term", "w"))
+        return terms, {(r.nid_a, r.nid_b): r.lex_sim for r in lexical_similarity(pairs, terms).collect()}
+
+    plain_terms, plain = sims(False)
+    terms, bridged = sims(True)
+    assert plain_terms.where(F.col("term").startswith("q:")).count() == 0  # off: the old terms
+    assert terms.where("nid = 0 and term = 'q:pcs2'").count() == 1  # across "photoshop cs2"
+    assert terms.where("nid = 3").count() == 0  # an empty text still has no terms
+    assert bridged[(0, 1)] > plain[(0, 1)]  # the squeezed grams bring the split title closer
+    assert bridged[(0, 1)] - bridged[(2, 1)] > plain[(0, 1)] - plain[(2, 1)]
+
+
 def test_identifier_codes_conflict_only_where_both_records_have_codes_and_none_agrees(spark):
     texts = ["vantec nexstar se sata rack mrk-515st",       # 0
              "vantec nexstar se dual sata rack mrk-525st",  # 1: another model number
