@@ -96,19 +96,18 @@ def config_for(base_conf: str, size: int):
     })
 
 
-def _scorer_inputs(paths: Paths, anchored: bool):
-    """What a scoring worker holds for a round: model, level-0 matrix, anchored rows (the seed
-    anchors, as round 1 runs) or None, and the neighbourhoods for the node messages."""
+def _scorer_inputs(paths: Paths):
+    """What a scoring worker holds for round 1: model, level-0 matrix, the rows anchored by the
+    seed anchors, and the neighbourhoods for the node messages (pipeline/score.py)."""
     import pyarrow.parquet as pq
 
-    from model import checkpoint
-    from model.features import anchored_features, map_matrix_file, write_matrix_file
-    from pipeline.train import read_anchors
+    from model.features import map_matrix_file, write_matrix_file
+    from pipeline.score import load_round
 
-    ckpt = checkpoint.load(paths.model_dir)
-    features = map_matrix_file(write_matrix_file(paths.node_features, paths.node_feature_matrix))
-    anchors = anchored_features(features, read_anchors(paths.anchors(0))) if anchored else None
-    return ckpt.model, features, anchors, pq.read_table(str(paths.neighbourhoods))
+    matrix = write_matrix_file(paths.node_features, paths.node_feature_matrix)
+    features = map_matrix_file(matrix)
+    ckpt, anchored = load_round(str(paths.model_dir), features, str(matrix), str(paths.anchors(0)), "cpu")
+    return ckpt.model, features, anchored, pq.read_table(str(paths.neighbourhoods))
 
 
 def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
@@ -120,7 +119,7 @@ def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
     from model.infer import node_messages, score_table
 
     torch.set_num_threads(1)
-    model, features, anchored, hoods = _scorer_inputs(paths, anchored=True)
+    model, features, anchored, hoods = _scorer_inputs(paths)
     table = pads.dataset(str(paths.shards)).head(max_rows)
     score_table(table.slice(0, 4096), model, features, 4096)  # warm-up
     rates = {"pairs": table.num_rows, "nodes": len(features)}
@@ -140,7 +139,7 @@ def _score_share(paths: Paths, max_rows: int, share: int, shares: int, ready, re
     from model.infer import node_messages, score_table
 
     torch.set_num_threads(1)
-    model, features, anchored, hoods = _scorer_inputs(paths, anchored=True)
+    model, features, anchored, hoods = _scorer_inputs(paths)
     messages = node_messages(hoods, model, features, anchored)
     table = pads.dataset(str(paths.shards)).head(max_rows)
     rows = table.slice(share * table.num_rows // shares, table.num_rows // shares)

@@ -90,6 +90,22 @@ def _scorer(*key) -> tuple:
     return _round_scorer[key]
 
 
+def load_round(model_dir: str, features, matrix_path: str, anchors_path: str, device: str):
+    """The trained model (checked against the level-0 ``features`` read from ``matrix_path``)
+    and the anchored view of the features under the round's anchors (None without anchors)."""
+    from model import checkpoint
+    from model.features import anchored_features
+
+    ckpt = checkpoint.load(model_dir, device=device)
+    if features.shape[1] != ckpt.model.in_dim:
+        raise ValueError(
+            f"model in {model_dir} expects {ckpt.model.in_dim}-d features, {matrix_path} has "
+            f"{features.shape[1]}: retrain, or score with the run that trained it"
+        )
+    anchors = read_anchors(anchors_path)
+    return ckpt, anchored_features(features, anchors) if len(anchors) else None
+
+
 def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, hoods_path: str,
                   device: str, stamp: tuple):
     """What a worker scores a round with: the model, the level-0 matrix, its anchored view,
@@ -98,23 +114,14 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     import pyarrow.parquet as pq
     import torch
 
-    from model import checkpoint
-    from model.features import anchored_features
     from model.infer import node_messages, pick_device
     from model.signature import node_hashes
 
     dev = pick_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(1)  # Spark runs one worker per core already
-    ckpt = checkpoint.load(model_dir, device=str(dev))
     features = _level0(matrix_path, stamp[1])  # stamp: mtimes of (weights, matrix, anchors)
-    if features.shape[1] != ckpt.model.in_dim:
-        raise ValueError(
-            f"model in {model_dir} expects {ckpt.model.in_dim}-d features, {matrix_path} has "
-            f"{features.shape[1]}: retrain, or score with the run that trained it"
-        )
-    anchors = read_anchors(anchors_path)
-    anchored = anchored_features(features, anchors) if len(anchors) else None
+    ckpt, anchored = load_round(model_dir, features, matrix_path, anchors_path, str(dev))
     node_hash = node_hashes(node_keys(index_path), features.numpy() if anchored is None else anchored)
     features = features.to(dev)
     anchored = anchored.to(dev) if anchored is not None else None
