@@ -381,7 +381,8 @@ def run(ctx: StageContext) -> StageResult:
     n_terms = 0
     if fcfg.lexical:
         texts = lexical_text(nodes, edges, fcfg.lexical_context)
-        terms = lexical_terms(texts, fcfg.lexical_squeezed).join(index.select("kg", "id", "nid"), ["kg", "id"]).select("nid", "term", "w")
+        terms = (lexical_terms(texts, fcfg.lexical_squeezed)
+                 .join(index.select("kg", "id", "nid"), ["kg", "id"]).select("nid", "term", "w"))
         terms.write.mode("overwrite").parquet(str(paths.lexical_terms))
         n_terms = spark.read.parquet(str(paths.lexical_terms)).count()
     else:
