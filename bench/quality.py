@@ -77,9 +77,12 @@ DATASETS = {d.name: d for d in [
             end_to_end=False),
     # KG sets: the floor is the names alone (bundled MiniLM on the translated names, each test
     # entity ranked among the test targets; figures given in the issue), plain and one-to-one
-    Dataset("dbp15k_zh_en", "conf/dbp15k_zh_en.yaml", "kg", {"test_targets_hits_at_1": (0.966, JIANG)},
+    # Jiang et al.'s figures come after a bipartite matching: the optimal one-to-one's protocol
+    Dataset("dbp15k_zh_en", "conf/dbp15k_zh_en.yaml", "kg",
+            {"test_targets_hits_at_1": (0.966, JIANG), "test_targets_hits_at_1_optimal_one_to_one": (0.966, JIANG)},
             {"test_targets_hits_at_1": 0.705, "test_targets_hits_at_1_one_to_one": 0.752}),
-    Dataset("dbp15k_fr_en", "conf/dbp15k_fr_en.yaml", "kg", {"test_targets_hits_at_1": (0.996, JIANG)},
+    Dataset("dbp15k_fr_en", "conf/dbp15k_fr_en.yaml", "kg",
+            {"test_targets_hits_at_1": (0.996, JIANG), "test_targets_hits_at_1_optimal_one_to_one": (0.996, JIANG)},
             {"test_targets_hits_at_1": 0.918, "test_targets_hits_at_1_one_to_one": 0.960}),
     Dataset("srprs_fr_en", "conf/srprs_fr_en.yaml", "kg", {},
             {"test_targets_hits_at_1": 0.884, "test_targets_hits_at_1_one_to_one": 0.938}),
@@ -145,9 +148,10 @@ def figures_of(metrics: dict, kind: str) -> dict[str, float]:
         ranks = ("hits_at_1", "hits_at_10", "mrr", "hits_at_1_one_to_one")
         out |= {k: metrics[k] for k in (*ranks, "pair_completeness")}
         # the literature's protocol (each test entity ranked among the test targets only): the
-        # figures the published anchors stand beside; runs evaluated before it lack them
+        # figures the published anchors stand beside; runs evaluated before it (or before the
+        # optimal one-to-one assignment) lack them
         among = metrics.get("among_test_targets") or {}
-        out |= {f"test_targets_{k}": among[k] for k in ranks if k in among}
+        out |= {f"test_targets_{k}": among[k] for k in (*ranks, "hits_at_1_optimal_one_to_one") if k in among}
         out["f1"] = metrics["f1"]
     stages = metrics["stages"]
     out["train_seconds"] = stages["train"]["seconds"]
@@ -191,7 +195,9 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(runs: list[dict]) -> dict[str, list[float]]:
-    keys = runs[0].keys()
+    """Mean and sd per figure, over the runs that have it (a run evaluated before a figure was
+    added lacks it)."""
+    keys = dict.fromkeys(k for r in runs for k in r)
     return {k: [round(v, 4) for v in mean_sd([r[k] for r in runs if r.get(k) is not None])]
             for k in keys if any(r.get(k) is not None for r in runs)}
 

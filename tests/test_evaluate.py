@@ -1,8 +1,11 @@
 """The evaluate stage's figures on hand-made scores (no Spark): ranks among every candidate, and
 among the test targets only (the KG-alignment literature's protocol)."""
+import itertools
+import random
+
 import pandas as pd
 
-from pipeline.evaluate import figures
+from pipeline.evaluate import figures, greedy_one_to_one, optimal_one_to_one
 
 
 def frame(rows, columns=("id_a", "id_b", "score")):
@@ -33,3 +36,36 @@ def test_ranks_among_test_targets_drop_the_candidates_no_test_link_ends_at():
     assert got["hits_at_1_one_to_one"] == 0.0
     # end-to-end precision and recall count the aligned pairs touching a test entity only
     assert (got["precision"], got["recall"], got["aligned_touching_test"]) == (0.5, 0.5, 2)
+
+
+def test_optimal_one_to_one_gives_up_the_best_pair_when_two_others_weigh_more():
+    # greedy takes a1-b1 (0.9) and leaves a2 with nothing; 0.8 + 0.7 beats 0.9
+    scored = frame([("a1", "b1", 0.9), ("a1", "b2", 0.8), ("a2", "b1", 0.7), ("a3", "b3", 0.1)])
+    assert greedy_one_to_one(scored) == {("a1", "b1"), ("a3", "b3")}
+    assert optimal_one_to_one(scored) == {("a1", "b2"), ("a2", "b1"), ("a3", "b3")}
+    assert optimal_one_to_one(scored.iloc[:0]) == set()
+
+    test = frame([("a1", "b2"), ("a2", "b1")], ("id_a", "id_b"))
+    among = figures(test, test, frame([], ("id_a", "id_b", "score")), scored)["among_test_targets"]
+    assert (among["hits_at_1_one_to_one"], among["hits_at_1_optimal_one_to_one"]) == (0.0, 1.0)
+
+
+def test_optimal_one_to_one_matches_brute_force_on_small_random_graphs():
+    rng = random.Random(7)
+    for _ in range(40):
+        pairs = {(f"a{i}", f"b{j}"): rng.random() for i in range(4) for j in range(4) if rng.random() < 0.5}
+        if not pairs:
+            continue
+        scored = frame([(a, b, s) for (a, b), s in pairs.items()])
+
+        def weight(matching):
+            return sum(pairs[p] for p in matching)
+
+        best = 0.0
+        for k in range(1, 5):
+            for chosen in itertools.combinations(pairs, k):
+                if len({a for a, _ in chosen}) == k == len({b for _, b in chosen}):
+                    best = max(best, weight(chosen))
+        got = optimal_one_to_one(scored)
+        assert len({a for a, _ in got}) == len(got) == len({b for _, b in got})
+        assert abs(weight(got) - best) < 1e-9
