@@ -23,6 +23,8 @@ End to end over the full graphs (README "Evaluation"), per node type with test l
   assignment of largest total score (a maximum-weight bipartite matching, as the papers that
   report "bipartite matching" use); not over every candidate, where it would trade test links
   for train-linked and unlinked entities' pairs.
+- valid: the same ranking figures on the valid links (over every candidate, and
+  among_valid_targets), the split on which to compare configs before the test links are read.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import json
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
+from pyspark.sql import DataFrame
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from model.evaluate import average_precision, best_f1, recall_at_precision
@@ -102,11 +105,17 @@ def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, score
         "recall_at_p95": round(recall_at_precision(s, labels, n, 0.95), 4),
         # the paper's "best F1 over a threshold sweep": an oracle threshold, reported, never used
         "best_f1_over_thresholds": round(best_f1(s, labels, n)[0], 4),
-        **ranking(cand, test_pairs),
-        "among_test_targets": ranking(cand[cand.id_a.isin(ends_a) & cand.id_b.isin(ends_b)], test_pairs,
-                                      optimal=True),
+        **link_ranking(cand, test, "among_test_targets"),
         "aligned_touching_test": len(predicted),
     }
+
+
+def link_ranking(scored: pd.DataFrame, links: pd.DataFrame, among_key: str) -> dict:
+    """``ranking`` of the links over every candidate, and under ``among_key`` among the links'
+    own B ends only (with the optimal one-to-one)."""
+    pairs = set(zip(links.id_a, links.id_b))
+    among = scored[scored.id_a.isin(set(links.id_a)) & scored.id_b.isin(set(links.id_b))]
+    return {**ranking(scored, pairs), among_key: ranking(among, pairs, optimal=True)}
 
 
 def ranking(scored: pd.DataFrame, test_pairs: set[tuple[str, str]], optimal: bool = False) -> dict:
@@ -152,16 +161,31 @@ def labelled_figures(scored: pd.DataFrame, threshold: float) -> dict:
     }
 
 
+def touching(scores: DataFrame, links: DataFrame) -> DataFrame:
+    """The scored pairs with an end among the links' A or B ends (same node type)."""
+    return scores.join(links.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
+        scores.join(links.select("id_b", "type"), ["id_b", "type"], "left_semi")).distinct()
+
+
+def valid_ranking(scores: DataFrame, gold: DataFrame) -> dict | None:
+    """The ranking figures on the valid links (None without any): the split to choose a config
+    on, so that the test links are read once, after the choice."""
+    valid = gold.where("split = 'valid'")
+    links = valid.toPandas()
+    if links.empty:
+        return None
+    candidates = touching(scores, valid).toPandas()
+    return {"valid_links": len(links), **link_ranking(candidates, links, "among_valid_targets")}
+
+
 def run(ctx: StageContext) -> StageResult:
     spark, paths = ctx.spark, ctx.paths
     gold = spark.read.parquet(str(paths.gold))
     test = gold.where("split = 'test'")
     scores = spark.read.parquet(str(paths.scores))
-    touching = scores.join(test.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
-        scores.join(test.select("id_b", "type"), ["id_b", "type"], "left_semi")).distinct()
     aligned = current_alignment(spark, paths.alignment)
     frames = {name: df.toPandas() for name, df in
-              {"test": test, "gold": gold, "aligned": aligned, "touching": touching}.items()}
+              {"test": test, "gold": gold, "aligned": aligned, "touching": touching(scores, test)}.items()}
     pooled = figures(frames["test"], frames["gold"], frames["aligned"], frames["touching"])
     types = sorted(frames["test"]["type"].unique())
     per_type = {t: figures(*(f[f["type"] == t] for f in frames.values())) for t in types} if len(types) > 1 else {}
@@ -181,6 +205,7 @@ def run(ctx: StageContext) -> StageResult:
         **pooled,
         "per_type": per_type,
         "labelled_test": protocol_a,
+        "valid": valid_ranking(scores, gold),
         "pair_completeness": blocking.get("pair_completeness", {}).get("test"),
         "candidates": blocking.get("candidates"),
         "stages": {name: {k: s[k] for k in ("seconds", "rows_in", "rows_out")} for name, s in stages.items()},

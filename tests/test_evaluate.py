@@ -1,11 +1,11 @@
-"""The evaluate stage's figures on hand-made scores (no Spark): ranks among every candidate, and
-among the test targets only (the KG-alignment literature's protocol)."""
+"""The evaluate stage's figures on hand-made scores (pandas; Spark for the valid links): ranks
+among every candidate, and among the test targets only (the KG-alignment literature's protocol)."""
 import itertools
 import random
 
 import pandas as pd
 
-from pipeline.evaluate import figures, greedy_one_to_one, optimal_one_to_one
+from pipeline.evaluate import figures, greedy_one_to_one, optimal_one_to_one, valid_ranking
 
 
 def frame(rows, columns=("id_a", "id_b", "score")):
@@ -69,3 +69,23 @@ def test_optimal_one_to_one_matches_brute_force_on_small_random_graphs():
         got = optimal_one_to_one(scored)
         assert len({a for a, _ in got}) == len(got) == len({b for _, b in got})
         assert abs(weight(got) - best) < 1e-9
+
+
+def test_valid_ranking_reads_the_valid_links_only(spark):
+    gold = spark.createDataFrame(
+        [("a1", "b1", "paper", "valid"), ("a2", "b2", "paper", "valid"), ("a3", "b3", "paper", "test")],
+        "id_a string, id_b string, type string, split string")
+    scores = spark.createDataFrame([
+        ("a1", "b1", "paper", 0.9), ("a1", "b3", "paper", 0.95),  # a test target outranks b1
+        ("a2", "b2", "paper", 0.8), ("a2", "b1", "paper", 0.1),
+        ("a3", "b3", "paper", 0.2),  # touches no valid entity
+    ], "id_a string, id_b string, type string, score double")
+
+    got = valid_ranking(scores, gold)
+
+    assert got["valid_links"] == 2
+    assert (got["hits_at_1"], got["mrr"]) == (0.5, 0.75)
+    # among the valid targets b3 is gone: both links rank first
+    assert got["among_valid_targets"]["hits_at_1"] == 1.0
+    assert got["among_valid_targets"]["hits_at_1_optimal_one_to_one"] == 1.0
+    assert valid_ranking(scores, gold.where("split = 'test'")) is None

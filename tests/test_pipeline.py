@@ -157,6 +157,8 @@ def test_run_reaches_good_accuracy_and_writes_metrics(dblp_run):
     labelled = metrics["labelled_test"]
     assert labelled["positives"] > 0 and labelled["pairs"] > labelled["positives"]
     assert labelled["f1"] >= 0.85, labelled
+    # the valid links' ranking, for choosing a config before the test links are read
+    assert metrics["valid"]["valid_links"] > 0 and metrics["valid"]["hits_at_1"] >= 0.85, metrics["valid"]
     assert set(metrics["stages"]) == set(summaries) - {"evaluate"}  # written by evaluate itself
     assert (paths.model_dir / "weights.safetensors").is_file()
 
