@@ -32,8 +32,8 @@ import json
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
 from pyspark.sql import DataFrame
+from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from model.evaluate import average_precision, best_f1, recall_at_precision
@@ -118,27 +118,27 @@ def link_ranking(scored: pd.DataFrame, links: pd.DataFrame, among_key: str) -> d
     return {**ranking(scored, pairs), among_key: ranking(among, pairs, optimal=True)}
 
 
-def ranking(scored: pd.DataFrame, test_pairs: set[tuple[str, str]], optimal: bool = False) -> dict:
-    """Hits@1, Hits@10 and MRR of each test link's B end among its A end's candidates in
+def ranking(scored: pd.DataFrame, pairs: set[tuple[str, str]], optimal: bool = False) -> dict:
+    """Hits@1, Hits@10 and MRR of each link's B end among its A end's candidates in
     ``scored`` (absent: rank infinite, reciprocal rank 0), and Hits@1 after a greedy one-to-one
     assignment over ``scored``; with ``optimal``, also after the maximum-weight one (how
     KG-alignment papers that use bipartite matching report it)."""
-    n = len(test_pairs)
+    n = len(pairs)
     if not n:
         return {"hits_at_1": 0.0, "hits_at_10": 0.0, "hits_at_1_one_to_one": 0.0, "mrr": 0.0,
                 **({"hits_at_1_optimal_one_to_one": 0.0} if optimal else {})}
-    ranked = scored[scored.id_a.isin({a for a, _ in test_pairs})].copy()
+    ranked = scored[scored.id_a.isin({a for a, _ in pairs})].copy()
     ranked["rank"] = ranked.groupby("id_a")["score"].rank(ascending=False, method="first")
     rank_of = {(a, b): r for a, b, r in zip(ranked.id_a, ranked.id_b, ranked["rank"])}
-    ranks = np.array([rank_of.get(p, np.inf) for p in test_pairs])
+    ranks = np.array([rank_of.get(p, np.inf) for p in pairs])
     out = {
         "hits_at_1": round(float(np.mean(ranks == 1)), 4),
         "hits_at_10": round(float(np.mean(ranks <= 10)), 4),
-        "hits_at_1_one_to_one": round(len(greedy_one_to_one(scored) & test_pairs) / n, 4),
+        "hits_at_1_one_to_one": round(len(greedy_one_to_one(scored) & pairs) / n, 4),
         "mrr": round(float(np.mean(1.0 / ranks)), 4),
     }
     if optimal:
-        out["hits_at_1_optimal_one_to_one"] = round(len(optimal_one_to_one(scored) & test_pairs) / n, 4)
+        out["hits_at_1_optimal_one_to_one"] = round(len(optimal_one_to_one(scored) & pairs) / n, 4)
     return out
 
 
