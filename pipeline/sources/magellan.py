@@ -51,7 +51,6 @@ missing file or column is reported before any Spark work.
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 from dataclasses import dataclass
@@ -67,10 +66,10 @@ from pyspark.sql import types as T
 from pipeline.config import DatasetConfig
 from pipeline.schema import KG_A, KG_B
 from pipeline.sources import SourceTables, require_files
+from pipeline.sources.csvfile import CORRUPT, ROW, read_header, read_rows
 
 SPLITS = ("train", "valid", "test")
 _NAME = r"^[a-z][a-z0-9_]*$"
-_CORRUPT = "_corrupt_record"
 # one malformed input: the file, "row" (CSV data row) or "line" (pair file line), and what
 _PROBLEM = T.StructType([
     T.StructField("file", T.StringType()),
@@ -207,39 +206,25 @@ class _Frame:
 
 
 def _open_csv(spark: SparkSession, path: Path, need: dict[str, str], problems: list[DataFrame]) -> _Frame:
-    """Reads a CSV with a header; missing columns fail here, malformed rows go to ``problems``."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), None)
-    if not header:
-        raise ValueError(f"{path}: empty file, expected a header line")
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise ValueError(f"{path}: header repeats column {', '.join(map(repr, dup))}")
+    """Reads a CSV with a header (``csvfile.read_rows``: parsed once, cached); missing columns
+    fail here, malformed rows go to ``problems``."""
+    header = read_header(path)
     _require_columns(header, need, str(path))
     # typed by the header's own names (Spark checks them), then renamed by position
-    schema = T.StructType([T.StructField(h, T.StringType()) for h in [*header, _CORRUPT]])
-    df = spark.read.csv(
-        str(path), header=True, schema=schema, multiLine=True, escape='"', mode="PERMISSIVE",
-        columnNameOfCorruptRecord=_CORRUPT,
-    ).toDF(*[f"c{i}" for i in range(len(header))], _CORRUPT)
-    # a multi-line CSV file is read whole by one task, so this numbers its rows in order
-    df = df.withColumn("_row", F.monotonically_increasing_id() + 1)
-    bad = df.where(F.col(_CORRUPT).isNotNull()).select(
-        F.lit(str(path)).alias("file"), F.lit("row"), "_row",
+    df = read_rows(spark, path, header).toDF(*[f"c{i}" for i in range(len(header))], CORRUPT, ROW)
+    df.count()  # parsed now, once: the checks below then read the cached rows, not the file
+    bad = df.where(F.col(CORRUPT).isNotNull()).select(
+        F.lit(str(path)).alias("file"), F.lit("row"), ROW,
         F.concat(
             F.lit(f"malformed CSV record (wrong number of fields or broken quoting; expected {len(header)}: "
                   f"{','.join(header)}): "),
-            # (the coalesce never reaches the fields: Spark refuses a query over the corrupt
-            # column alone, so the fields are referenced too)
-            F.substring(F.regexp_replace(
-                F.coalesce(F.col(_CORRUPT), F.concat_ws(",", *[F.col(f"c{i}") for i in range(len(header))])),
-                r"\s+$", ""), 1, 300),
+            F.substring(F.regexp_replace(F.col(CORRUPT), r"\s+$", ""), 1, 300),
         ),
     )
     problems.append(bad.toDF(*_PROBLEM.fieldNames()))
     # read() raises on any problem before it returns, so the frames need no filter on the
-    # corrupt column (which would also make Spark refuse a count over them)
-    return _Frame(df.drop(_CORRUPT), header, str(path))
+    # corrupt column
+    return _Frame(df.drop(CORRUPT), header, str(path))
 
 
 def _problem(df: DataFrame, file: str, cond: Column, text: Column) -> DataFrame:
