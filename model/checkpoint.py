@@ -8,7 +8,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from model.network import CGMuAlign, ModelConfig
+from model.config import ModelConfig
+from model.network import CGMuAlign
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
 

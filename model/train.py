@@ -21,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from model.config import ModelConfig
 from model.evaluate import best_f1
 from model.infer import score_table
-from model.network import CGMuAlign, ModelConfig
+from model.network import CGMuAlign
 from model.shards import PairBatch
 
 log = logging.getLogger("kgmerge.train")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from model.network import ModelConfig
+from model.config import ModelConfig
 
 
 class _Strict(BaseModel):

@@ -2,31 +2,53 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import sys
+import threading
 import time
+from typing import Callable
 
 from pyspark.sql import functions as F
 
-from pipeline import block, evaluate, extract, features, ingest, merge, score, train
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.schema import Paths
 from pipeline.spark import get_spark
-from pipeline.stage import StageContext, run_stage
+from pipeline.stage import StageContext, StageResult, run_stage
 
-STAGES = {
-    "ingest": ingest.run,
-    "features": features.run,
-    "block": block.run,
-    "extract": extract.run,
-    "train": train.run,
-    "score": score.run,
-    "merge": merge.run,
-    "evaluate": evaluate.run,
-}
+# the stages in order; each is the module pipeline/<name>.py with ``run(ctx) -> StageResult``
+STAGES = ("ingest", "features", "block", "extract", "train", "score", "merge", "evaluate")
 DEFAULT_RUN_ID = "local"
+
+
+def stage_function(name: str) -> Callable[[StageContext], StageResult]:
+    return importlib.import_module(f"pipeline.{name}").run
+
+
+def start_spark_and_imports(config: PipelineConfig, stages: list[str]):
+    """The SparkSession, with the stages' modules imported meanwhile: torch and PyTorch
+    Geometric take several seconds to import and the JVM as long to start, so one waits on
+    the other's socket instead of after it."""
+    imported: list[BaseException] = []
+
+    def import_stages() -> None:
+        try:
+            for name in stages:
+                stage_function(name)
+        except BaseException as exc:  # raised again in the caller's thread
+            imported.append(exc)
+
+    thread = threading.Thread(target=import_stages, name="kgmerge-imports")
+    thread.start()
+    try:
+        spark = get_spark(config.spark, app_name=f"kgmerge {config.dataset.name}")
+    finally:
+        thread.join()
+    if imported:
+        raise imported[0]
+    return spark
 
 log = logging.getLogger("kgmerge")
 
@@ -42,7 +64,7 @@ def run_pipeline(config: PipelineConfig, run_id: str, stages: list[str], spark=N
     """Runs ``stages`` in order. ``base_run``: use that run's model instead of training;
     ``incremental``: also reuse its scores where a pair's inputs did not change (the base run
     defaults to the one of the last completed merge)."""
-    spark = spark or get_spark(config.spark, app_name=f"kgmerge {config.dataset.name}")
+    spark = spark or start_spark_and_imports(config, stages)
     paths = Paths(config.warehouse.resolve(), run_id)
     base = None
     if incremental and base_run is None:
@@ -56,7 +78,7 @@ def run_pipeline(config: PipelineConfig, run_id: str, stages: list[str], spark=N
         log.info("run %s builds on run %s (%s)", run_id, base_run,
                  "incremental: reusing its model and unchanged scores" if incremental else "reusing its model")
     ctx = StageContext(spark, config, paths, base=base, incremental=incremental)
-    return {name: run_stage(name, STAGES[name], ctx) for name in stages}
+    return {name: run_stage(name, stage_function(name), ctx) for name in stages}
 
 
 def last_merged_run(spark, paths: Paths) -> str:

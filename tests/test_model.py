@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from model import checkpoint
+from model.config import ModelConfig
 from model.evaluate import average_precision, best_f1, recall_at_precision
 from model.features import anchored_features, map_matrix_file, write_matrix_file
 from model.infer import score_table
-from model.network import CGMuAlign, ModelConfig
+from model.network import CGMuAlign
 from model.shards import PairBatch
 
 DIM, RELS = 8, 4

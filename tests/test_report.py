@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from model import checkpoint
+from model.config import ModelConfig
 from model.explain import Neighbour, explain_row
 from model.infer import score_table
-from model.network import CGMuAlign, ModelConfig
+from model.network import CGMuAlign
 from pipeline import report
 
 SECTIONS = ("blocking", "scores", "pr-curve", "per-type", "uncertain", "explanation")
