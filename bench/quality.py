@@ -154,6 +154,10 @@ def figures_of(metrics: dict, kind: str) -> dict[str, float]:
         out |= {f"test_targets_{k}": among[k] for k in (*ranks, "hits_at_1_optimal_one_to_one") if k in among}
         out["f1"] = metrics["f1"]
     stages = metrics["stages"]
+    # the F1 on the valid split at the threshold chosen there: what a config is chosen on
+    if metrics.get("train", {}).get("valid_f1") is not None:
+        out["valid_f1"] = metrics["train"]["valid_f1"]
+    out["features_seconds"] = stages["features"]["seconds"]
     out["train_seconds"] = stages["train"]["seconds"]
     out["score_seconds"] = stages["score"]["seconds"]
     out["total_seconds"] = round(sum(s["seconds"] for s in stages.values()), 1)
