@@ -7,22 +7,24 @@
         --warehouse-root warehouse --ours-run 'quality-{dataset}-seed1'
 
 Needs the ``bench`` extra (``.venv/bin/pip install -e '.[bench]'``: Splink, DuckDB backend).
-Prints one table (dataset, system, precision, recall, F1, PR-AUC, seconds) and writes the
-figures to bench/results/compare_splink.json (entries of datasets not run are kept).
+Prints one table (dataset, system, precision, recall, F1, PR-AUC, seconds, and our seconds
+over Splink's) and writes the figures to bench/results/compare_splink.json (entries of datasets
+not run are kept).
 
-For each dataset, in one process:
+For each dataset, in one invocation:
 
-1. ours: the whole pipeline (conf/<dataset>.yaml) in-process, run id ``splink-compare``, in a
-   warehouse of its own, ``<--warehouse-root>/<dataset>``, emptied first so that, like Splink,
-   the run starts from the CSV files (MiniLM name cache cold; ``--warm`` keeps it). Figures:
-   the run's metrics.json. Seconds: ``run_pipeline``; the SparkSession is started before the
-   clock.
+1. ours: the whole pipeline (conf/<dataset>.yaml) as a user runs it, ``./spark-submit.sh
+   pipeline``, in a process of its own, run id ``splink-compare``, in a warehouse of its own,
+   ``<--warehouse-root>/<dataset>``, emptied first so that, like Splink, the run starts from the
+   CSV files (name cache cold; ``--warm`` keeps it). Figures: the run's metrics.json. Seconds:
+   the whole process, the JVM's start and the Python imports included.
 2. Splink, unsupervised, its documented recipe, ``link_only`` between tableA and tableB of the
    same folder the config reads: blocking rules and comparisons (below, per dataset), then
    estimate_probability_two_random_records_match (deterministic rules and a guessed recall),
    estimate_u_using_random_sampling, estimate_parameters_using_expectation_maximisation
    (two sessions on different blocking rules, so that every comparison is trained once),
-   predict. Seconds: from reading the CSVs to the predictions as a pandas frame.
+   predict. Seconds: from reading the CSVs to the predictions as a pandas frame, plus the
+   import of Splink and DuckDB (measured once when this script starts).
 3. Both scored by ``pipeline.evaluate.figures`` with the test and gold links read from our
    warehouse (input/gold, with its split), so the test links are the same for both. For
    Splink, scored = every pair it predicted, with its match_probability; two alignments:
@@ -42,6 +44,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -52,10 +55,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+_import_start = time.time()
 try:
     import splink
     import splink.comparison_level_library as cll
@@ -63,12 +68,13 @@ try:
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 except ImportError:
     sys.exit("bench/compare_splink.py needs Splink: .venv/bin/pip install -e '.[bench]'")
+# Splink's and DuckDB's import, added to each Splink run as our JVM's start is to ours
+SPLINK_IMPORT_SECONDS = time.time() - _import_start
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.evaluate import figures  # noqa: E402
-from pipeline.runner import STAGES, run_pipeline, setup_logging  # noqa: E402
+from pipeline.runner import setup_logging  # noqa: E402
 from pipeline.schema import Paths  # noqa: E402
-from pipeline.spark import get_spark  # noqa: E402
 
 RUN_ID = "splink-compare"
 THRESHOLD = 0.5
@@ -285,11 +291,17 @@ def fresh_warehouse(path: Path, warm: bool) -> None:
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def run_ours(cfg, spark) -> tuple[dict, float]:
+def run_ours(cfg) -> tuple[dict, float]:
+    """The whole pipeline as a user runs it, ``./spark-submit.sh pipeline <config>``, timed as a
+    whole process: the JVM's start and the Python imports count, as Splink's import does."""
+    conf = cfg.warehouse / "compare.yaml"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(yaml.safe_dump(json.loads(cfg.model_dump_json())))
     start = time.time()
-    run_pipeline(cfg, RUN_ID, list(STAGES), spark=spark)
+    subprocess.run([str(REPO / "spark-submit.sh"), "pipeline", str(conf), "--run-id", RUN_ID,
+                    "--log-level", "WARNING"], check=True, cwd=REPO)
     seconds = time.time() - start
-    return json.loads(Paths(cfg.warehouse, RUN_ID).metrics.read_text()), seconds
+    return json.loads(Paths(cfg.warehouse.resolve(), RUN_ID).metrics.read_text()), seconds
 
 
 def earlier_run(cfg, run_id: str) -> tuple[dict, float]:
@@ -327,7 +339,7 @@ def row(system: str, fig: dict, seconds: float, load: float | None, **extra) -> 
             "load_avg_at_start": None if load is None else round(load, 1), **extra}
 
 
-def compare(name: str, ds: Dataset, systems: list[str], args, spark_box: list) -> list[dict]:
+def compare(name: str, ds: Dataset, systems: list[str], args) -> list[dict]:
     cfg = load_config(REPO / ds.conf)
     cfg = cfg.model_copy(update={"warehouse": args.warehouse_root / name})
     rows = []
@@ -339,16 +351,15 @@ def compare(name: str, ds: Dataset, systems: list[str], args, spark_box: list) -
                         stage_seconds=stages))
     elif "ours" in systems:
         fresh_warehouse(cfg.warehouse, args.warm)
-        if not spark_box:
-            spark_box.append(get_spark(cfg.spark, "kgmerge-compare-splink"))
         load = os.getloadavg()[0]
-        metrics, seconds = run_ours(cfg, spark_box[0])
+        metrics, seconds = run_ours(cfg)
         stages = {k: v["seconds"] for k, v in metrics.get("stages", {}).items()}
         rows.append(row("kgmerge", metrics, seconds, load, stage_seconds=stages))
     if "splink" in systems:
         test, gold, entity_type = gold_links(cfg, ours_run)
         load = os.getloadavg()[0]
         scored, seconds = run_splink(ds.splink(), cfg.dataset.path, entity_type)
+        seconds += SPLINK_IMPORT_SECONDS
         covered = len(set(zip(gold.id_a, gold.id_b)) & set(zip(scored.id_a, scored.id_b)))
         extra = {"pairs_scored": len(scored), "gold_links_in_scored": covered, "gold_links": len(gold)}
         one_to_one = figures(test, gold, mutual_best(scored, THRESHOLD), scored)
@@ -364,8 +375,18 @@ def print_table(results: dict[str, list[dict]]) -> None:
         for r in rows:
             print(f"{name:<16}{r['system']:<36}{r['precision']:>10.4f}{r['recall']:>8.4f}{r['f1']:>8.4f}"
                   f"{r['pr_auc']:>8.4f}{r['seconds']:>9.1f}{'-' if r['load_avg_at_start'] is None else r['load_avg_at_start']:>6}")
+        ratio = time_ratio(rows)
+        if ratio is not None:
+            print(f"{name:<16}{'our seconds / Splink seconds':<36}{ratio:>51.2f}")
     print("splink 1:1: mutual best pairs with match_probability >= 0.5 (our resolution); "
           "splink all: every pair >= 0.5; load: 1-minute load average when the system started")
+
+
+def time_ratio(rows: list[dict]) -> float | None:
+    """Our end-to-end seconds over Splink's, where both ran."""
+    ours = [r["seconds"] for r in rows if r["system"].startswith("kgmerge")]
+    theirs = [r["seconds"] for r in rows if r["system"].startswith("splink")]
+    return round(ours[0] / theirs[0], 2) if ours and theirs else None
 
 
 def write_json(results: dict[str, list[dict]]) -> None:
@@ -407,10 +428,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.chdir(REPO)  # the configs' relative paths are relative to the repo root
     setup_logging("WARNING")
-    spark_box: list = []
     results = {}
     for name in args.datasets:
-        results[name] = compare(name, DATASETS[name], args.systems, args, spark_box)
+        results[name] = compare(name, DATASETS[name], args.systems, args)
         print_table({name: results[name]})
         write_json({name: results[name]})  # as each dataset finishes: a long run keeps what it did
     print_table(results)
