@@ -8,7 +8,7 @@ AIRFLOW_VENV    := .venv-airflow
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW_SPARK   := 6.3.4
 
-.PHONY: demo test setup airflow-setup jars bench bench-setup dist clean
+.PHONY: demo test setup static-encoder airflow-setup jars bench bench-setup dist clean
 
 demo: setup
 	./spark-submit.sh pipeline conf/dblp_acm.yaml
@@ -16,7 +16,13 @@ demo: setup
 test: setup airflow-setup
 	$(PY) -m pytest -q --durations=20 tests
 
-setup: $(VENV)/.installed jars/.fetched
+setup: $(VENV)/.installed jars/.fetched static-encoder
+
+# the static name encoder's word-piece table (features.encoder: static), distilled once per
+# machine from the bundled MiniLM weights into ~/.cache/kgmerge (about a minute on 2 cores)
+static-encoder: $(VENV)/.installed
+	@$(PY) -c "from model.features import STATIC_TABLE, static_token_table; \
+	    STATIC_TABLE.is_file() or print('distilling the static name encoder into', STATIC_TABLE); static_token_table()"
 
 # pip keeps its wheel cache (~/.cache/pip), so a rebuilt venv reinstalls torch in seconds.
 $(VENV)/.installed: pyproject.toml
