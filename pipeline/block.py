@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -226,6 +227,52 @@ def top_k_pairs(weights: DataFrame, cfg: BlockConfig, names_per_type: dict[str, 
     return keep_top_k(sims, cfg, sorted(names_per_type))
 
 
+def confident_pairs(cands: DataFrame, min_sim: float) -> DataFrame:
+    """(id_a, id_b): the candidate pairs that are each other's best partner (ties broken by id)
+    with sim >= ``min_sim``."""
+    best_a = Window.partitionBy("type", "id_a").orderBy(F.desc("sim"), "id_b")
+    best_b = Window.partitionBy("type", "id_b").orderBy(F.desc("sim"), "id_a")
+    ranked = cands.withColumn("ra", F.row_number().over(best_a)).withColumn("rb", F.row_number().over(best_b))
+    return ranked.where((F.col("ra") == 1) & (F.col("rb") == 1) & (F.col("sim") >= min_sim)).select("id_a", "id_b")
+
+
+def neighbours_by_relation(edges: DataFrame, max_degree: int) -> DataFrame:
+    """(kg, node, rel, forward, nbr): every edge from both ends, without the nodes that have more
+    than ``max_degree`` neighbours by that relation and direction."""
+    both = edges.select("kg", F.col("src").alias("node"), "rel", F.lit(True).alias("forward"),
+                        F.col("dst").alias("nbr")).unionByName(
+        edges.select("kg", F.col("dst").alias("node"), "rel", F.lit(False).alias("forward"), F.col("src").alias("nbr")))
+    degree = F.count("*").over(Window.partitionBy("kg", "node", "rel", "forward"))
+    return both.withColumn("_deg", degree).where(F.col("_deg") <= max_degree).drop("_deg")
+
+
+def graph_proposals(cands: DataFrame, edges: DataFrame, nodes: DataFrame, cfg: BlockConfig) -> DataFrame:
+    """(id_a, id_b, type): for each confident pair (``confident_pairs``), every A neighbour
+    paired with every B neighbour reached by the same relation and direction, of the same type
+    (``block.graph_proposals``). Bounded by confident pairs x graph_max_degree^2 per relation."""
+    nbrs = neighbours_by_relation(edges, cfg.graph_max_degree)
+    side_a = nbrs.where(F.col("kg") == KG_A).select(F.col("node").alias("id_a"), "rel", "forward",
+                                                    F.col("nbr").alias("nbr_a"))
+    side_b = nbrs.where(F.col("kg") == KG_B).select(F.col("node").alias("id_b"), "rel", "forward",
+                                                    F.col("nbr").alias("nbr_b"))
+    type_a = nodes.where(F.col("kg") == KG_A).select(F.col("id").alias("nbr_a"), "type")
+    type_b = nodes.where(F.col("kg") == KG_B).select(F.col("id").alias("nbr_b"), "type")
+    return (confident_pairs(cands, cfg.graph_min_sim).join(side_a, "id_a").join(side_b, ["id_b", "rel", "forward"])
+            .join(type_a, "nbr_a").join(type_b, ["nbr_b", "type"])
+            .select(F.col("nbr_a").alias("id_a"), F.col("nbr_b").alias("id_b"), "type").distinct())
+
+
+def pair_cosine(pairs: DataFrame, weights: DataFrame) -> DataFrame:
+    """(id_a, id_b, type) -> (id_a, id_b, type, sim): the TF-IDF cosine of the two names over
+    the ``weights`` (``ngram_weights``) they share, 0 where they share none."""
+    wa = weights.where(F.col("kg") == KG_A).select(F.col("id").alias("id_a"), "type", "gram", F.col("w").alias("wa"))
+    wb = weights.where(F.col("kg") == KG_B).select(F.col("id").alias("id_b"), "type", "gram", F.col("w").alias("wb"))
+    sims = (pairs.join(wa, ["id_a", "type"]).join(wb, ["id_b", "type", "gram"])
+            .groupBy("id_a", "id_b", "type").agg(F.round(F.sum(F.col("wa") * F.col("wb")), 9).alias("sim")))
+    return pairs.join(sims, ["id_a", "id_b", "type"], "left").select(
+        "id_a", "id_b", "type", F.coalesce("sim", F.lit(0.0)).alias("sim"))
+
+
 def diagnostics(nodes: DataFrame, cands: DataFrame, gold: DataFrame) -> dict:
     sizes = {(r["kg"], r["type"]): r["count"] for r in nodes.groupBy("kg", "type").count().collect()}
     types = {t for _, t in sizes}
@@ -238,13 +285,20 @@ def diagnostics(nodes: DataFrame, cands: DataFrame, gold: DataFrame) -> dict:
             F.max("count").alias("max")).collect()
     }
     n_cands = sum(t["candidates"] for t in per_type.values())
-    # one pass over the gold links: found or not, per split
+    # one pass over the gold links: found or not, per split and type
     hit = cands.select("id_a", "id_b", "type", F.lit(1).alias("found"))
-    by_split = {
-        r["split"]: (r["total"], r["found"])
-        for r in gold.join(hit, ["id_a", "id_b", "type"], "left").groupBy("split").agg(
-            F.count("*").alias("total"), F.count("found").alias("found")).collect()
-    }
+    counts = gold.join(hit, ["id_a", "id_b", "type"], "left").groupBy("split", "type").agg(
+        F.count("*").alias("total"), F.count("found").alias("found")).collect()
+    by_split: dict = {}
+    for r in counts:
+        total, found = by_split.get(r["split"], (0, 0))
+        by_split[r["split"]] = (total + r["total"], found + r["found"])
+        per_type.setdefault(r["type"], {}).setdefault("gold_links", 0)
+        per_type[r["type"]]["gold_links"] += r["total"]
+        per_type[r["type"]]["gold_found"] = per_type[r["type"]].get("gold_found", 0) + r["found"]
+    for figures in per_type.values():
+        if figures.get("gold_links"):
+            figures["pair_completeness"] = round(figures.pop("gold_found") / figures["gold_links"], 5)
     completeness = {}
     total, found = sum(t for t, _ in by_split.values()), sum(f for _, f in by_split.values())
     if total:
@@ -349,15 +403,31 @@ def run(ctx: StageContext) -> StageResult:
         cands = anchor_candidates(nodes, spark.read.parquet(str(paths.edges)), gold, cfg, sorted(names_per_type))
     if cfg.vector_top_k:
         cands = with_vector_candidates(cands, vector_candidates(ctx))
+    n_by_name = None
+    if cfg.graph_proposals:
+        # the name candidates are read twice (their confident pairs, then the union): once to disk
+        cands.write.mode("overwrite").parquet(str(paths.name_candidates))
+        cands = spark.read.parquet(str(paths.name_candidates))
+        n_by_name = cands.count()
+        proposed = graph_proposals(cands, spark.read.parquet(str(paths.edges)), nodes, cfg)
+        proposed = proposed.join(cands.select("id_a", "id_b", "type"), ["id_a", "id_b", "type"], "left_anti")
+        proposed = pair_cosine(proposed, weights) if weights is not None else proposed.withColumn("sim", F.lit(0.0))
+        cands = cands.unionByName(proposed.select(*CANDIDATE.fieldNames()))
     cands.write.mode("overwrite").parquet(str(paths.candidates))
     if weights is not None:
         weights.unpersist()
+    shutil.rmtree(paths.name_candidates, ignore_errors=True)
     cands = spark.read.parquet(str(paths.candidates))
     report = diagnostics(nodes, cands, gold)
+    if n_by_name is not None:
+        report["graph_proposed"] = report["candidates"] - n_by_name
+        log.info("block: %d candidates by name, %d more proposed through the graph (neighbours of matched pairs)",
+                 n_by_name, report["graph_proposed"])
     paths.blocking_report.write_text(json.dumps(report, indent=2))
     return StageResult(
         rows_in=nodes.count(), rows_out=report["candidates"],
         details={"reduction_ratio": report["reduction_ratio"],
+                 **({"graph_proposed": report["graph_proposed"]} if "graph_proposed" in report else {}),
                  "pair_completeness": report["pair_completeness"].get("all"),
                  "per_type": report["per_type"]},
     )

@@ -134,6 +134,16 @@ class BlockConfig(_Strict):
     # for graphs without names or whose names tell too little (translated names)
     vector_blocks: list[Literal["name", "anchor_profile"]] = Field(["name"], min_length=1)
     vector_max_products: float = Field(2e9, gt=0)
+    # Candidates proposed through the graph, for names no term budget can block (common author
+    # names at a million per side share every term with hundreds of others): the neighbours of
+    # each confidently matched pair -- mutual best name candidates with sim >= graph_min_sim --
+    # under the same relation and direction, of the same type, become candidates for each
+    # other (the authors of two matched papers). A node with more than graph_max_degree
+    # neighbours by a relation proposes none by it (a venue's thousand papers), so the join is
+    # at most confident pairs x graph_max_degree^2 per relation, whatever the names.
+    graph_proposals: bool = False
+    graph_min_sim: float = Field(0.8, gt=0, le=1)
+    graph_max_degree: int = Field(20, ge=1)
 
     def k_for(self, node_type: str) -> int:
         return self.top_k.get(node_type, self.top_k.get("default", 10))

@@ -274,6 +274,11 @@ class Paths:
         return self.run / "candidates"
 
     @property
+    def name_candidates(self) -> Path:
+        """block's candidates by name alone, while it proposes more through the graph (removed after)."""
+        return self.run / "candidates.by_name"
+
+    @property
     def blocking_report(self) -> Path:
         return self.run / "blocking.json"
 

@@ -103,6 +103,46 @@ def test_anchor_blocking_pairs_nodes_whose_neighbours_are_linked(spark):
     assert ("y", "y'") not in {(r.id_a, r.id_b) for r in anchor_sims(edges, seeds, max_degree=1).collect()}
 
 
+def test_graph_proposals_pair_the_neighbours_of_confidently_matched_pairs(spark):
+    """Papers p/q match by name (mutual best, sim 0.95); their authors share no name term, so
+    only the graph proposes them, and only under the same relation and direction: the authors
+    of p and q, not p's author with q's venue, nor the authors of the unsure pair r/s. A node
+    with more neighbours by a relation than graph_max_degree proposes none by it."""
+    from pipeline.block import graph_proposals, pair_cosine
+    from pipeline.config import BlockConfig
+
+    nodes = spark.createDataFrame(
+        [("A", "p", "paper"), ("A", "r", "paper"), ("A", "a1", "author"), ("A", "a2", "author"),
+         ("A", "a3", "author"), ("A", "v", "venue"),
+         ("B", "q", "paper"), ("B", "s", "paper"), ("B", "b1", "author"), ("B", "b3", "author"),
+         ("B", "w", "venue")], "kg string, id string, type string")
+    edges = spark.createDataFrame(
+        [("A", "p", "written_by", "a1"), ("A", "p", "written_by", "a2"), ("A", "r", "written_by", "a3"),
+         ("A", "p", "published_in", "v"), ("A", "r", "published_in", "v"),
+         ("B", "q", "written_by", "b1"), ("B", "s", "written_by", "b3"),
+         ("B", "q", "published_in", "w"), ("B", "s", "published_in", "w")],
+        "kg string, src string, rel string, dst string")
+    cands = spark.createDataFrame(
+        [("p", "q", "paper", 0.95), ("p", "s", "paper", 0.30), ("r", "s", "paper", 0.50)],
+        "id_a string, id_b string, type string, sim double")
+    cfg = BlockConfig(graph_proposals=True, graph_min_sim=0.8, graph_max_degree=2)
+    proposed = {(r.id_a, r.id_b, r.type) for r in graph_proposals(cands, edges, nodes, cfg).collect()}
+    assert proposed == {("a1", "b1", "author"), ("a2", "b1", "author"), ("v", "w", "venue")}
+    capped = BlockConfig(graph_proposals=True, graph_max_degree=1)  # p has two authors: above the cap
+    assert {r.type for r in graph_proposals(cands, edges, nodes, capped).collect()} == {"venue"}
+    # the proposals' similarity: the cosine over the name terms they share, 0 where none
+    weights = spark.createDataFrame(
+        [("A", "author", "a1", "smi", 0.6), ("A", "author", "a1", "jon", 0.8),
+         ("B", "author", "b1", "smi", 1.0)], "kg string, type string, id string, gram string, w double")
+    pairs = spark.createDataFrame([("a1", "b1", "author"), ("a2", "b1", "author")], "id_a string, id_b string, type string")
+    sims = {(r.id_a, r.id_b): r.sim for r in pair_cosine(pairs, weights).collect()}
+    assert sims == {("a1", "b1"): pytest.approx(0.6), ("a2", "b1"): 0.0}
+    # matched venues propose their papers, {p, r} x {q, s}, unless they hold more than the cap
+    venues = spark.createDataFrame([("v", "w", "venue", 0.99)], "id_a string, id_b string, type string, sim double")
+    assert graph_proposals(venues, edges, nodes, cfg).count() == 4
+    assert graph_proposals(venues, edges, nodes, capped).count() == 0
+
+
 def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(spark):
     """block.unit words, max_postings and prefix (the settings for large graphs)."""
     from pipeline.block import ngram_weights, top_k_pairs, without_crowded_grams
