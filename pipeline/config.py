@@ -142,7 +142,7 @@ class BlockConfig(_Strict):
     # neighbours by a relation proposes none by it (a venue's thousand papers), so the join is
     # at most confident pairs x graph_max_degree^2 per relation, whatever the names.
     graph_proposals: bool = False
-    graph_min_sim: float = Field(0.8, gt=0, le=1)
+    graph_min_sim: float = Field(0.5, gt=0, le=1)
     graph_max_degree: int = Field(20, ge=1)
 
     def k_for(self, node_type: str) -> int:
