@@ -128,7 +128,7 @@ def test_graph_proposals_pair_the_neighbours_of_confidently_matched_pairs(spark)
     cfg = BlockConfig(graph_proposals=True, graph_min_sim=0.8, graph_max_degree=2)
     proposed = {(r.id_a, r.id_b, r.type) for r in graph_proposals(cands, edges, nodes, cfg).collect()}
     assert proposed == {("a1", "b1", "author"), ("a2", "b1", "author"), ("v", "w", "venue")}
-    capped = BlockConfig(graph_proposals=True, graph_max_degree=1)  # p has two authors: above the cap
+    capped = BlockConfig(graph_proposals=True, graph_min_sim=0.8, graph_max_degree=1)  # p has two authors: above the cap
     assert {r.type for r in graph_proposals(cands, edges, nodes, capped).collect()} == {"venue"}
     # the proposals' similarity: the cosine over the name terms they share, 0 where none
     weights = spark.createDataFrame(
