@@ -336,7 +336,8 @@ def row(system: str, fig: dict, seconds: float, load: float | None, **extra) -> 
     """``load``: the machine's 1-minute load average when the system started (shared machines;
     None for an earlier run read back)."""
     return {"system": system, **{k: fig.get(k) for k in KEYS}, "seconds": round(seconds, 1),
-            "load_avg_at_start": None if load is None else round(load, 1), **extra}
+            "load_avg_at_start": None if load is None else round(load, 1), "date": date.today().isoformat(),
+            "timing": "whole process (JVM start and imports included; Splink with its import)", **extra}
 
 
 def compare(name: str, ds: Dataset, systems: list[str], args) -> list[dict]:
