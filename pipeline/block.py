@@ -24,8 +24,16 @@ the higher of its two similarities. ``vector_blocks`` names the level-0 blocks c
 its own: ``name``, and/or ``anchor_profile`` (where the seed links lie around each node;
 pipeline/anchor_profile.py), for graphs without names or with names in two languages.
 
+``graph_proposals`` adds, after the name candidates, the pairs proposed through the graph
+(``graph_proposals``): the neighbours of each confidently matched pair (mutual best, sim >=
+``graph_min_sim``) under the same relation and direction, of the same type, scored by their
+name cosine (``pair_cosine``); for names too common for any term to block (author names at a
+million per side). Nodes with more than ``graph_max_degree`` neighbours by a relation propose
+none by it, which bounds the join by confident pairs x graph_max_degree^2 per relation.
+
 Writes ``candidates`` (CANDIDATE) and ``blocking.json``: candidate count, reduction ratio,
-pair completeness against the gold links, candidates per entity.
+pair completeness against the gold links (per split, and per type), candidates per entity,
+and with graph proposals how many they added.
 """
 from __future__ import annotations
 
