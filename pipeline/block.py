@@ -51,6 +51,7 @@ from pyspark.sql import functions as F
 from model.features import block_columns, feature_blocks, load_feature_matrix
 from pipeline.config import BlockConfig
 from pipeline.features import name_key
+from pipeline.pairs import mutual_best
 from pipeline.schema import CANDIDATE, KG_A, KG_B
 from pipeline.stage import StageContext, StageResult
 
@@ -235,15 +236,6 @@ def top_k_pairs(weights: DataFrame, cfg: BlockConfig, names_per_type: dict[str, 
     return keep_top_k(sims, cfg, sorted(names_per_type))
 
 
-def confident_pairs(cands: DataFrame, min_sim: float) -> DataFrame:
-    """(id_a, id_b): the candidate pairs that are each other's best partner (ties broken by id)
-    with sim >= ``min_sim``."""
-    best_a = Window.partitionBy("type", "id_a").orderBy(F.desc("sim"), "id_b")
-    best_b = Window.partitionBy("type", "id_b").orderBy(F.desc("sim"), "id_a")
-    ranked = cands.withColumn("ra", F.row_number().over(best_a)).withColumn("rb", F.row_number().over(best_b))
-    return ranked.where((F.col("ra") == 1) & (F.col("rb") == 1) & (F.col("sim") >= min_sim)).select("id_a", "id_b")
-
-
 def neighbours_by_relation(edges: DataFrame, max_degree: int) -> DataFrame:
     """(kg, node, rel, forward, nbr): every edge from both ends, without the nodes that have more
     than ``max_degree`` neighbours by that relation and direction."""
@@ -255,9 +247,10 @@ def neighbours_by_relation(edges: DataFrame, max_degree: int) -> DataFrame:
 
 
 def graph_proposals(cands: DataFrame, edges: DataFrame, nodes: DataFrame, cfg: BlockConfig) -> DataFrame:
-    """(id_a, id_b, type): for each confident pair (``confident_pairs``), every A neighbour
-    paired with every B neighbour reached by the same relation and direction, of the same type
-    (``block.graph_proposals``). Bounded by confident pairs x graph_max_degree^2 per relation."""
+    """(id_a, id_b, type): for each confident pair (mutual best, sim >= graph_min_sim), every A
+    neighbour paired with every B neighbour reached by the same relation and direction, of the
+    same type (``block.graph_proposals``). Bounded by confident pairs x graph_max_degree^2 per
+    relation."""
     nbrs = neighbours_by_relation(edges, cfg.graph_max_degree)
     side_a = nbrs.where(F.col("kg") == KG_A).select(F.col("node").alias("id_a"), "rel", "forward",
                                                     F.col("nbr").alias("nbr_a"))
@@ -265,7 +258,8 @@ def graph_proposals(cands: DataFrame, edges: DataFrame, nodes: DataFrame, cfg: B
                                                     F.col("nbr").alias("nbr_b"))
     type_a = nodes.where(F.col("kg") == KG_A).select(F.col("id").alias("nbr_a"), "type")
     type_b = nodes.where(F.col("kg") == KG_B).select(F.col("id").alias("nbr_b"), "type")
-    return (confident_pairs(cands, cfg.graph_min_sim).join(side_a, "id_a").join(side_b, ["id_b", "rel", "forward"])
+    confident = mutual_best(cands, "sim", cfg.graph_min_sim).select("id_a", "id_b")
+    return (confident.join(side_a, "id_a").join(side_b, ["id_b", "rel", "forward"])
             .join(type_a, "nbr_a").join(type_b, ["nbr_b", "type"])
             .select(F.col("nbr_a").alias("id_a"), F.col("nbr_b").alias("id_b"), "type").distinct())
 

@@ -32,9 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline.pairs import mutual_best
 from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES
 from pipeline.stage import StageContext, StageResult
 
@@ -43,11 +44,7 @@ log = logging.getLogger("kgmerge")
 
 def resolve(scores: DataFrame, threshold: float) -> DataFrame:
     """Mutual best pairs at or above the threshold: (id_a, id_b, type, score)."""
-    best_a = Window.partitionBy("type", "id_a").orderBy(F.desc("score"), "id_b")
-    best_b = Window.partitionBy("type", "id_b").orderBy(F.desc("score"), "id_a")
-    ranked = scores.withColumn("ra", F.row_number().over(best_a)).withColumn("rb", F.row_number().over(best_b))
-    return ranked.where((F.col("ra") == 1) & (F.col("rb") == 1) & (F.col("score") >= threshold)).select(
-        "id_a", "id_b", "type", "score")
+    return mutual_best(scores, "score", threshold)
 
 
 def _uid(kg: F.Column, node_id: F.Column) -> F.Column:

@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pipeline.features import ProfileBootstrap
-from pipeline.merge import resolve
+from pipeline.pairs import mutual_best
 from pipeline.schema import SCORE, Paths
 from pipeline.stage import StageContext, StageResult
 from pipeline.train import read_anchors, write_anchors
@@ -198,8 +198,8 @@ def anchor_matches(scores: DataFrame, threshold: float, valid: DataFrame,
     (collective.anchor_precision), the score threshold chosen per type on the ``valid`` links
     (``anchor_thresholds``; a type without valid links keeps ``threshold``, the model's)."""
     if precision is None:
-        return resolve(scores, threshold), {}
-    mutual = resolve(scores, 0.0).localCheckpoint()  # read three times below
+        return mutual_best(scores, "score", threshold), {}
+    mutual = mutual_best(scores, "score", 0.0).localCheckpoint()  # read three times below
     links = valid.select("id_a", "id_b", "type")
     touching = (mutual.join(links.select("id_a", "type"), ["id_a", "type"], "left_semi")
                 .unionByName(mutual.join(links.select("id_b", "type"), ["id_b", "type"], "left_semi"))
