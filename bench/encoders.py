@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.dataset as pads  # noqa: E402
 
-from model.features import NameEncoder, StaticEncoder, static_token_table  # noqa: E402
+from model.level0 import NameEncoder, StaticEncoder, static_token_table  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.schema import Paths  # noqa: E402
 

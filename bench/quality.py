@@ -6,7 +6,7 @@
 
 For each dataset, the whole pipeline runs once per training seed (ingest, features, blocking and
 extraction are deterministic, so later seeds reuse the first seed's outputs and rerun train ->
-evaluate). Prints one table, mean ± sd over seeds, beside the published anchor, and writes it
+evaluate). Prints one table, mean ± sd over seeds, beside the published figure, and writes it
 as JSON to bench/results/quality.json (ablation: quality_ablation.json).
 
 Protocols (README "Evaluation"):
@@ -35,10 +35,10 @@ from pipeline.spark import get_spark  # noqa: E402
 from pipeline.stage import read_stage_log  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# every output of ingest .. extract (pipeline/schema.py Paths); a missing one changes what a later
-# stage does (train reads the lexical similarity only where lexical_terms exists)
-REUSED = ["input", "node_index", "node_features.parquet", "lexical_terms", "record_codes", "relations.json",
-          "candidates", "blocking.json", "neighbourhoods", "shards", "labelled_shards"]
+# the stages whose outputs a variant reuses: every one of them, as Paths.outputs lists them (a
+# missing one changes what a later stage does: train reads the lexical similarity only where
+# lexical_terms exists)
+REUSED_STAGES = ("ingest", "features", "block", "extract")
 
 
 def stages_from(first: str) -> list[str]:
@@ -54,7 +54,7 @@ class Dataset:
     conf: str
     kind: str  # "er" (entity resolution tables) or "kg" (knowledge-graph alignment)
     # published figures on the same protocol: metric -> (value, source)
-    anchors: dict[str, tuple[float, str]] = field(default_factory=dict)
+    published: dict[str, tuple[float, str]] = field(default_factory=dict)
     # a simple floor measured on this machine (figures given in the issue that asked for this
     # benchmark): entity resolution, gradient boosting on MiniLM title cosine plus fuzzy string
     # and numeric features; KG alignment, the names alone: metric -> value
@@ -128,14 +128,15 @@ def with_overrides(cfg: PipelineConfig, overrides: dict[str, dict]) -> PipelineC
 
 def reuse_upstream(cfg: PipelineConfig, source_run: str, target_run: str) -> None:
     """Copy a run's deterministic upstream outputs (features .. extract) under another run id."""
-    src, dst = Paths(cfg.warehouse.resolve(), source_run).run, Paths(cfg.warehouse.resolve(), target_run).run
-    shutil.rmtree(dst, ignore_errors=True)
-    dst.mkdir(parents=True)
-    for name in REUSED:
-        if (src / name).is_dir():
-            shutil.copytree(src / name, dst / name)
-        elif (src / name).is_file():
-            shutil.copy2(src / name, dst / name)
+    src, dst = Paths(cfg.warehouse.resolve(), source_run), Paths(cfg.warehouse.resolve(), target_run)
+    shutil.rmtree(dst.run, ignore_errors=True)
+    dst.run.mkdir(parents=True)
+    for stage in REUSED_STAGES:
+        for have, want in zip(src.outputs(stage), dst.outputs(stage)):
+            if have.is_dir():
+                shutil.copytree(have, want)
+            elif have.is_file():
+                shutil.copy2(have, want)
 
 
 def figures_of(metrics: dict, kind: str) -> dict[str, float]:
@@ -148,7 +149,7 @@ def figures_of(metrics: dict, kind: str) -> dict[str, float]:
         ranks = ("hits_at_1", "hits_at_10", "mrr", "hits_at_1_one_to_one")
         out |= {k: metrics[k] for k in (*ranks, "pair_completeness")}
         # the literature's protocol (each test entity ranked among the test targets only): the
-        # figures the published anchors stand beside; runs evaluated before it (or before the
+        # figures the published ones stand beside; runs evaluated before it (or before the
         # optimal one-to-one assignment) lack them
         among = metrics.get("among_test_targets") or {}
         out |= {f"test_targets_{k}": among[k] for k in (*ranks, "hits_at_1_optimal_one_to_one") if k in among}
@@ -214,15 +215,15 @@ def fmt(ms: list[float] | None) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'dataset':<22}{'metric':<36}{'ours (mean ± sd)':>22}{'floor':>8}{'anchor':>9}  source")
+    print(f"\n{'dataset':<22}{'metric':<36}{'ours (mean ± sd)':>22}{'floor':>8}{'published':>10}  source")
     for row in rows:
         ds = DATASETS.get(row["dataset"])
         for metric, ms in row["figures"].items():
-            anchor = ds.anchors.get(metric) if ds else None
+            published = ds.published.get(metric) if ds else None
             floor = ds.floor.get(metric) if ds else None
             print(f"{row['dataset'] + row.get('variant', ''):<22}{metric:<36}{fmt(ms):>22}"
                   f"{'' if floor is None else f'{floor:.3f}':>8}"
-                  f"{'' if anchor is None else f'{anchor[0]:.4f}':>9}  {anchor[1] if anchor else ''}")
+                  f"{'' if published is None else f'{published[0]:.4f}':>10}  {published[1] if published else ''}")
 
 
 def earlier_run(cfg: PipelineConfig, name: str, seeds: list[int]) -> str | None:

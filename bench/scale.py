@@ -27,9 +27,9 @@ sys.path.append(str(Path(__file__).resolve().parent))  # synth.py; after the rep
 
 import psutil  # noqa: E402
 import pyarrow.dataset as pads  # noqa: E402
+import synth  # noqa: E402
 import torch  # noqa: E402
 
-import synth  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.runner import STAGES, run_pipeline, setup_logging  # noqa: E402
 from pipeline.schema import Paths  # noqa: E402
@@ -101,7 +101,7 @@ def _scorer_inputs(paths: Paths):
     seed anchors, and the neighbourhoods for the node messages (pipeline/score.py)."""
     import pyarrow.parquet as pq
 
-    from model.features import map_matrix_file, write_matrix_file
+    from model.level0 import map_matrix_file, write_matrix_file
     from pipeline.score import load_round
 
     matrix = write_matrix_file(paths.node_features, paths.node_feature_matrix)

@@ -8,10 +8,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from model.config import ModelConfig
+from model.config import CONFIG, WEIGHTS, ModelConfig
 from model.network import CGMuAlign
-
-WEIGHTS, CONFIG = "weights.safetensors", "config.json"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# the files of a saved model's folder (model/checkpoint.py): its weights and its settings
+WEIGHTS, CONFIG = "weights.safetensors", "config.json"
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -13,7 +16,7 @@ class ModelConfig:
     cross_attention: bool = True
     self_attention: bool = True
     # False: every edge gets one shared projection and attention vector (ablation "no
-    # relation features"); True: one per relation and direction (MODEL.md §3, §5).
+    # relation features"); True: one per relation and direction (model/README.md §2, §3).
     relation_aware: bool = True
     # Add to the pair distance the level-0 distances ||x_a - x_b|| (one learnt non-negative
     # weight per part: name, numbers) and, where computed, the lexical cosine; the graph term

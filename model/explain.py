@@ -16,7 +16,7 @@ import pyarrow as pa
 import torch
 
 from model import checkpoint
-from model.features import anchored_features, load_feature_matrix
+from model.level0 import anchored_features, load_feature_matrix
 from model.shards import PairBatch
 
 

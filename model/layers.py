@@ -1,4 +1,4 @@
-"""The two CG-MuAlign layers (MODEL.md §3-§6).
+"""The two CG-MuAlign layers (model/README.md §2-§3).
 
 ``RelationalMeanConv`` is the paper's AverageAgg, used below the last layer: a node-level
 PyTorch Geometric ``MessagePassing`` layer, so it runs once per distinct node of a batch.
@@ -21,7 +21,7 @@ def gather_rows(t: Tensor, index: Tensor) -> Tensor:
     """``t[index]`` for an integer tensor ``index`` of any shape: the rows of ``t`` it names.
     ``index_select`` underneath, which on the CPU copies rows several times faster than
     advanced indexing (``aten::index`` was over half of the scorer's time). ``t`` may also be
-    ``model.features.AnchoredFeatures``."""
+    ``model.level0.AnchoredFeatures``."""
     return t.index_select(0, index.reshape(-1)).view(*index.shape, *t.shape[1:])
 
 
@@ -78,7 +78,7 @@ class RelationProjection(nn.Module):
 class RelationalMeanConv(MessagePassing):
     """AverageAgg (Eq. 9): h_i = ReLU([W_self h_i ; mean_j W_{r(i,j)} h_j]).
 
-    A node without sampled neighbours gets a zero neighbour half (MODEL.md §3).
+    A node without sampled neighbours gets a zero neighbour half (model/README.md §2).
     """
 
     def __init__(self, in_dim: int, out_dim: int, num_relations: int, num_bases: int):
@@ -93,7 +93,7 @@ class RelationalMeanConv(MessagePassing):
     def neighbour_half(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, num_targets: int | None = None) -> Tensor:
         """mean_j W_r x_j per target node [num_targets, half]. ``x`` holds the sources' rows
         (edge_index[0] indexes it, and may be the whole feature matrix, or
-        ``model.features.AnchoredFeatures``: only the rows used are read); edge_index[1] indexes
+        ``model.level0.AnchoredFeatures``: only the rows used are read); edge_index[1] indexes
         the targets (default: the same nodes as x). W_r x_j is computed once per distinct
         (node, relation), not per edge (a node under one relation is the child of many targets),
         ordered by relation so that the projection needs no sort of its own."""
@@ -183,7 +183,7 @@ class CollectiveAgg(nn.Module):
 def cross_graph_log_attention(
     z_a: Tensor, mask_a: Tensor, z_b: Tensor, mask_b: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """log alpha for both sides (MODEL.md §4), up to a per-pair constant that softmax removes.
+    """log alpha for both sides (model/README.md §3), up to a per-pair constant that softmax removes.
 
     A_pq = exp(-||z_p - z_q||); alpha_p = sum_q A_pq / sum_pq A_pq. Computed with logsumexp so
     that far-apart neighbourhoods do not underflow to 0/0. Where the other side has no

@@ -1,4 +1,4 @@
-"""CG-MuAlign: two layers and the pair distance (MODEL.md §3, §8).
+"""CG-MuAlign: two layers and the pair distance (model/README.md §2-§4).
 
 One encoder with shared parameters serves both graphs. Layer 1 (AverageAgg) runs once per
 node; layer 2 (CollectiveAgg) runs once per pair, because its cross-graph attention depends on
@@ -7,7 +7,7 @@ the other candidate. The pair's distance is ||h_a - h_b||; its score is exp(-dis
 Collective alignment across rounds: ``forward`` takes, besides the level-0 features, an
 optional *anchored* version of them in which each already-aligned pair (seed links, then the
 confident matches of the previous round, of any type) shares one vector (a tensor, or
-``model.features.AnchoredFeatures``, which stores only those rows). Neighbours read the anchored
+``model.level0.AnchoredFeatures``, which stores only those rows). Neighbours read the anchored
 vectors, the two centres always their own features (also where a centre comes back as a two-hop
 node: ``_own_centre_correction``), so an aligned author pulls its papers together (and draws
 the cross-graph attention) without a pair ever seeing its own answer. A pair's score depends
@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from model.config import ModelConfig
 from model.layers import CollectiveAgg, RelationalMeanConv, Side, gather_rows
+from model.shard_layout import PAIR_EVIDENCE
 from model.shards import PairBatch
 
 
@@ -76,10 +77,10 @@ class CGMuAlign(nn.Module):
             num_numeric = sum(size // 2 for kind, size in zip(self.level0_kinds, self.level0_blocks)
                               if kind == "numeric")
             self.numeric_sharpness = nn.Parameter(torch.full((num_numeric,), 1.5))
-            # the pair's lexical cosine (pipeline/features.py) enters as w * (1 - lex_sim)
-            self.lexical_weight = nn.Parameter(torch.zeros(()))
-            if config.code_conflict:  # both records have model numbers and none agrees: w * code_conflict
-                self.code_conflict_weight = nn.Parameter(torch.zeros(()))
+            # each piece of pair evidence (model/shard_layout.py) enters as w * term(value)
+            for evidence in PAIR_EVIDENCE:
+                if evidence.weight_always or getattr(config, evidence.switch):
+                    setattr(self, evidence.weight, nn.Parameter(torch.zeros(())))
             # the graph part starts small (softplus(-2) = 0.13) and grows as far as it helps: with a
             # few hundred train links it otherwise drowns what the level-0 parts already say
             self.graph_weight = nn.Parameter(torch.full((), -2.0))
@@ -92,8 +93,8 @@ class CGMuAlign(nn.Module):
         neighbour match) and shape its numeric terms (their sharpness). They
         must move far (a lexical weight of ~15 against ~1 for the name was the best mix on
         Walmart-Amazon), so training gives them a learning rate of their own."""
-        names = ("graph_weight", "level0_weight", "lexical_weight", "code_conflict_weight", "neighbour_match_weight",
-                 "numeric_sharpness")
+        names = ("graph_weight", "level0_weight", "neighbour_match_weight", "numeric_sharpness",
+                 *(e.weight for e in PAIR_EVIDENCE))
         return [p for n, p in self.named_parameters() if n in names]
 
     def _own_centre_correction(self, x_own: Tensor, nbr: Callable[[Tensor], Tensor], centre: Tensor,
@@ -214,10 +215,10 @@ class CGMuAlign(nn.Module):
             softplus = nn.functional.softplus
             distance = softplus(self.graph_weight) * distance
             distance = distance + self.level0_distances(*own) @ softplus(self.level0_weight)
-            if self.config.lexical_similarity:
-                distance = distance + softplus(self.lexical_weight) * (1 - batch.lex_sim)
-            if self.config.code_conflict:
-                distance = distance + softplus(self.code_conflict_weight) * batch.code_conflict
+            for evidence in PAIR_EVIDENCE:
+                if getattr(self.config, evidence.switch):
+                    weight = getattr(self, evidence.weight)
+                    distance = distance + softplus(weight) * evidence.term(batch.evidence[evidence.column])
         if self.config.neighbour_match:
             distance = distance + self._neighbour_mismatch(nbr, batch, rel_a, rel_b)
         return PairOutput(distance, w_a, w_b)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-SUBGRAPH_COLUMNS = ("hop1", "hop1_rel", "hop2_parent", "hop2", "hop2_rel")
+from model.shard_layout import PAIR_EVIDENCE, SUBGRAPH_COLUMNS
 
 
 @dataclass
@@ -30,15 +30,19 @@ class PairBatch:
     rel_b: Tensor
     mask_a: Tensor  # [P, N] bool
     mask_b: Tensor
-    lex_sim: Tensor  # [P] float, lexical cosine of the two records (0 where not computed)
-    code_conflict: Tensor  # [P] float, 1 where both records have identifier codes and none agrees
+    # [P] float per piece of pair evidence (model/shard_layout.py PAIR_EVIDENCE), by column;
+    # zeros where the rows lack it
+    evidence: dict[str, Tensor]
     # the pair's own centre met again as a two-hop node (paper -> author -> the same paper):
     # one row per meeting, (pair, one-hop slot, relation, the one-hop node's child count)
     returns_a: Tensor  # [K, 4] long
     returns_b: Tensor
 
     def to(self, device: torch.device | str) -> "PairBatch":
-        return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        def move(value):
+            return {k: v.to(device) for k, v in value.items()} if isinstance(value, dict) else value.to(device)
+
+        return PairBatch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
     @property
     def num_pairs(self) -> int:
@@ -81,8 +85,7 @@ class PairBatch:
             edge_type=torch.from_numpy(edges[:, 2].astype(np.int64)),
             centre_a=torch.from_numpy(local_centre[:n_pairs].astype(np.int64)),
             centre_b=torch.from_numpy(local_centre[n_pairs:].astype(np.int64)),
-            lex_sim=_pair_column(rows, "lex_sim"),
-            code_conflict=_pair_column(rows, "code_conflict"),
+            evidence={e.column: _pair_column(rows, e.column) for e in PAIR_EVIDENCE},
             **out,
         )
 

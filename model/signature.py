@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from model.shards import SUBGRAPH_COLUMNS, _list_column
+from model.shard_layout import PAIR_EVIDENCE, SUBGRAPH_COLUMNS
+from model.shards import _list_column
 
 _C1, _C2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -69,8 +70,8 @@ def pair_signatures(rows: pa.RecordBatch | pa.Table, node_hash: np.ndarray) -> n
                 position = (np.arange(len(values)) - offsets[row]).astype(np.uint64)
                 tag = np.uint64((slot * 8 + col_no + 1) << 56)
                 sig += _row_sums(mix(mix(words ^ tag) + position), offsets)
-        for tag, name in ((0xA5A5, "lex_sim"), (0xC0DE, "code_conflict")):
-            if name in rows.schema.names:
-                value = rows.column(name).to_numpy(zero_copy_only=False).astype(np.float64).view(np.uint64)
-                sig += mix(value ^ np.uint64(tag))
+        for evidence in PAIR_EVIDENCE:
+            if evidence.column in rows.schema.names:
+                value = rows.column(evidence.column).to_numpy(zero_copy_only=False).astype(np.float64).view(np.uint64)
+                sig += mix(value ^ np.uint64(evidence.tag))
     return mix(sig).view(np.int64)

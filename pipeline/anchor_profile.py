@@ -7,7 +7,8 @@ neighbourhoods hold the same seed links, near and far, get close profiles, in ei
 OpenEA D-Y 15K (3,000 seed links), ranking the 1,500 valid links' B ends by profile cosine
 alone puts the partner first for 0.82 of them with 4 hops, 0.37 with one (128 numbers per
 hop; a prototype of this function). The features stage writes it as the ``anchor_profile``
-block; ``block.vector_blocks: [anchor_profile]`` blocks on it.
+block; ``block.vector_blocks: [anchor_profile]`` blocks on it; the score stage remakes it each
+collective round with that round's anchors (``ProfileBootstrap``).
 
 A seed node's own vector is taken out of its profile (the walks that return to it), so that a
 train link's two ends are no closer than a test link's: the model, fitted on train links, then
@@ -15,8 +16,22 @@ sees at test time the distances it learnt from.
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from model.level0 import block_columns, feature_blocks
+from pipeline.anchors import seed_anchor_pairs
+from pipeline.config import FeaturesConfig
+from pipeline.stage import StageContext
+
+log = logging.getLogger("kgmerge")
 
 
 def seed_vectors(num_links: int, dim: int, seed: int) -> np.ndarray:
@@ -53,3 +68,66 @@ def mean_neighbours(h: torch.Tensor, pairs: torch.Tensor, degree: torch.Tensor) 
     out = torch.zeros_like(h)
     out.index_add_(0, pairs[0], h[pairs[1]])
     return out / degree
+
+
+def edge_node_rows(index: DataFrame, edges: DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Every edge as node rows of the node index: (src nids, dst nids), on the driver."""
+    ids = index.select("kg", "id", "nid")
+    ends = (edges.join(ids.select("kg", F.col("id").alias("src"), F.col("nid").alias("src_nid")), ["kg", "src"])
+            .join(ids.select("kg", F.col("id").alias("dst"), F.col("nid").alias("dst_nid")), ["kg", "dst"])
+            .select("src_nid", "dst_nid").toPandas())
+    return ends["src_nid"].to_numpy(), ends["dst_nid"].to_numpy()
+
+
+def profile_block(num_nodes: int, src: np.ndarray, dst: np.ndarray, links: pd.DataFrame,
+                  fcfg: FeaturesConfig) -> np.ndarray:
+    """The anchor_profile block of every node, with ``links`` (nid_a, nid_b) as the seed links:
+    link i gets seed vector i, so links listed first keep their vectors when more are added
+    (``seed_vectors`` draws row by row)."""
+    num_links = len(links)
+    return anchor_profiles(
+        num_nodes, src, dst,
+        seed_nodes=np.concatenate([links["nid_a"].to_numpy(), links["nid_b"].to_numpy()]),
+        seed_links=np.tile(np.arange(num_links), 2),
+        vectors=seed_vectors(num_links, fcfg.anchor_dim, seed=0), hops=fcfg.anchor_hops)
+
+
+@dataclass
+class ProfileBootstrap:
+    """Remakes the level-0 matrix's anchor_profile block with a collective round's anchors as the
+    seed links (BootEA's bootstrapping, for the profiles). What that needs besides the anchors,
+    the train links and every edge as node rows (Spark joins collected to the driver), is
+    gathered once, by ``gather``, and serves every round."""
+    seeds: pd.DataFrame  # the train links (nid_a, nid_b), in the features stage's order
+    src: np.ndarray  # every edge's two ends, as node rows
+    dst: np.ndarray
+    columns: slice  # the anchor_profile block's columns of the level-0 matrix
+    fcfg: FeaturesConfig
+
+    @classmethod
+    def gather(cls, ctx: StageContext) -> "ProfileBootstrap":
+        spark, paths = ctx.spark, ctx.paths
+        index = spark.read.parquet(str(paths.node_index))
+        src, dst = edge_node_rows(index, spark.read.parquet(str(paths.edges)))
+        return cls(seed_anchor_pairs(spark.read.parquet(str(paths.gold)), index), src, dst,
+                   block_columns(feature_blocks(paths.node_features), "anchor_profile"), ctx.config.features)
+
+    def write(self, anchors: pd.DataFrame, matrix: Path, out: Path) -> None:
+        """The level-0 ``matrix`` (.npy) with its anchor_profile block made with ``anchors``
+        (nid_a, nid_b: the train links and a round's confident matches) as the seed links,
+        written to ``out``. The train links come first, in the features stage's order, so with
+        no other anchors the block is unchanged."""
+        found = anchors.merge(self.seeds, on=["nid_a", "nid_b"], how="left", indicator=True)
+        links = pd.concat([self.seeds, found.loc[found["_merge"] == "left_only", ["nid_a", "nid_b"]]],
+                          ignore_index=True)
+        level0 = np.load(matrix, mmap_mode="r")
+        tmp = out.with_name(out.name + ".tmp.npy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        copy = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=level0.shape)
+        copy[:] = level0
+        copy[:, self.columns] = profile_block(len(level0), self.src, self.dst, links, self.fcfg)
+        copy.flush()
+        del copy
+        tmp.replace(out)
+        log.info("features: anchor profiles remade from %d seed links (%d train links, %d matched)",
+                 len(links), len(self.seeds), len(links) - len(self.seeds))

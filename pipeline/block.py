@@ -48,22 +48,23 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from model.features import block_columns, feature_blocks, load_feature_matrix
+from model.level0 import block_columns, feature_blocks, load_feature_matrix
 from pipeline.config import BlockConfig
-from pipeline.features import name_key
 from pipeline.pairs import mutual_best
 from pipeline.schema import CANDIDATE, KG_A, KG_B
 from pipeline.stage import StageContext, StageResult
+from pipeline.text import name_key, sparse_cosine, unit_tfidf, words
 
 log = logging.getLogger("kgmerge")
 
 
 def ngram_weights(nodes: DataFrame, n: int, max_df: float, unit: str = "chars") -> DataFrame:
     """(kg, type, id, gram, w): L2-normalised TF-IDF weights of each node's character n-grams
-    (``unit`` "chars"), words ("words"), or words and adjacent word pairs ("word_pairs")."""
+    (``unit`` "chars"), words ("words"), or words and adjacent word pairs ("word_pairs"), the
+    document frequencies counted within the node's type."""
     if unit in ("words", "word_pairs"):
-        words = F.filter(F.split(name_key(F.col("name")), r"[^\p{L}\p{N}]+"), lambda w: F.length(w) > 0)
-        terms = words if unit == "words" else F.concat(words, adjacent_word_pairs(words))
+        name_words = words(name_key(F.col("name")))
+        terms = name_words if unit == "words" else F.concat(name_words, adjacent_word_pairs(name_words))
         grams = nodes.select("kg", "type", "id", F.explode(terms).alias("gram"))
     else:
         padded = F.concat(F.lit(" "), name_key(F.col("name")), F.lit(" "))
@@ -72,17 +73,9 @@ def ngram_weights(nodes: DataFrame, n: int, max_df: float, unit: str = "chars") 
             F.explode(F.expr(f"transform(sequence(1, greatest(length(s) - {n - 1}, 1)), i -> substring(s, i, {n}))"))
             .alias("gram"),
         )
-    tf = grams.groupBy("kg", "type", "id", "gram").agg(F.count("*").alias("tf"))
-    sizes = nodes.groupBy("type").agg(F.count("*").alias("n_type"))
-    df = tf.groupBy("type", "gram").agg(F.count("*").alias("df"))
-    idf = df.join(sizes, "type").select(
-        "type", "gram", "df", "n_type", F.log((F.col("n_type") + 1) / (F.col("df") + 1)).alias("idf")
-    )
-    w = tf.join(idf, ["type", "gram"]).withColumn("w", F.col("tf") * F.col("idf"))
-    norm = w.groupBy("kg", "id").agg(F.sqrt(F.sum(F.col("w") ** 2)).alias("norm"))
-    w = w.join(norm, ["kg", "id"]).withColumn("w", F.col("w") / F.greatest("norm", F.lit(1e-12)))
+    w = unit_tfidf(grams, node=["kg", "type", "id"], term="gram", documents=nodes, corpus=["type"])
     # a small type (ten years) keeps all its grams; otherwise the very common ones go
-    frequent = (F.col("df") > F.col("n_type") * max_df) & (F.col("df") > 20)
+    frequent = (F.col("df") > F.col("n_docs") * max_df) & (F.col("df") > 20)
     return w.where(~frequent).select("kg", "type", "id", "gram", "w")
 
 
@@ -269,10 +262,9 @@ def pair_cosine(pairs: DataFrame, weights: DataFrame) -> DataFrame:
     the ``weights`` (``ngram_weights``) they share, 0 where they share none."""
     wa = weights.where(F.col("kg") == KG_A).select(F.col("id").alias("id_a"), "type", "gram", F.col("w").alias("wa"))
     wb = weights.where(F.col("kg") == KG_B).select(F.col("id").alias("id_b"), "type", "gram", F.col("w").alias("wb"))
-    sims = (pairs.join(wa, ["id_a", "type"]).join(wb, ["id_b", "type", "gram"])
-            .groupBy("id_a", "id_b", "type").agg(F.round(F.sum(F.col("wa") * F.col("wb")), 9).alias("sim")))
+    sims = sparse_cosine(pairs, wa, wb, pair=["id_a", "id_b", "type"], term="gram")
     return pairs.join(sims, ["id_a", "id_b", "type"], "left").select(
-        "id_a", "id_b", "type", F.coalesce("sim", F.lit(0.0)).alias("sim"))
+        "id_a", "id_b", "type", F.coalesce(F.round("sim", 9), F.lit(0.0)).alias("sim"))
 
 
 def diagnostics(nodes: DataFrame, cands: DataFrame, gold: DataFrame) -> dict:

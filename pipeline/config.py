@@ -15,13 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.config import ModelConfig
+from pipeline.settings import Settings
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatasetConfig(_Strict):
+class DatasetConfig(Settings):
     name: str
     format: str  # an adapter module under pipeline/sources/
     path: Path
@@ -51,15 +48,16 @@ class DatasetConfig(_Strict):
         return adapter(self.format).Options.model_validate(self.options)
 
 
-class SparkConfig(_Strict):
+class SparkConfig(Settings):
     master: str = "local[*]"
     shuffle_partitions: int = Field(8, ge=1)
     driver_memory: str = "4g"
 
 
-class FeaturesConfig(_Strict):
-    # the name encoder (model/features.py): minilm, the full transformer; static, word-piece
-    # vectors distilled from it (100x faster; see docs/scaling.md for its accuracy)
+class FeaturesConfig(Settings):
+    # the name encoder (model/level0.py): minilm, the full transformer; static, word-piece
+    # vectors distilled from it (×273-×393 the names per second, one thread, bench/RESULTS.md;
+    # its accuracy there too)
     encoder: Literal["minilm", "static"] = "minilm"
     # attrs keys read as numbers (prices, years, durations, dates) and appended to the name
     # vector, two values each (pipeline/features.py)
@@ -95,7 +93,7 @@ class FeaturesConfig(_Strict):
         return self
 
 
-class BlockConfig(_Strict):
+class BlockConfig(Settings):
     # names: character-n-gram TF-IDF of the names; anchors: shared seed-linked neighbours, for
     # graphs without names (pipeline/block.py)
     method: Literal["names", "anchors"] = "names"
@@ -149,7 +147,7 @@ class BlockConfig(_Strict):
         return self.top_k.get(node_type, self.top_k.get("default", 10))
 
 
-class ExtractConfig(_Strict):
+class ExtractConfig(Settings):
     cap: int = Field(10, ge=1, description="neighbours sampled per node per hop")
     sampling: Literal["relation_aware", "uniform"] = "relation_aware"
     # typed: the model gets one relation id per relation name and direction. merged: only the
@@ -161,7 +159,7 @@ class ExtractConfig(_Strict):
     shards: int = Field(4, ge=1)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Settings):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(0.003, gt=0)
@@ -189,12 +187,12 @@ class TrainConfig(_Strict):
     threads: int = Field(1, ge=1)
 
 
-class ScoreConfig(_Strict):
+class ScoreConfig(Settings):
     batch_size: int = Field(2048, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
-class CollectiveConfig(_Strict):
+class CollectiveConfig(Settings):
     # Collective alignment (model/network.py): aligned pairs share one level-0 vector as seen by
     # their neighbours. Seed links (the train split) are aligned from the start; each scoring
     # round after the first adds the previous round's confident matches (mutual best at or
@@ -212,13 +210,18 @@ class CollectiveConfig(_Strict):
     # the best-scoring ones fall short, none (pipeline/score.py ``anchor_thresholds``).
     anchor_precision: float | None = Field(None, gt=0, le=1)
 
+    @property
+    def scoring_rounds(self) -> int:
+        """How many rounds the score stage runs; round k reads the anchors of round k - 1."""
+        return self.rounds if self.enabled else 1
 
-class MergeConfig(_Strict):
+
+class MergeConfig(Settings):
     # Pairs scoring at or above the threshold chosen on valid, that are each other's best, align.
     threshold: float | None = None  # None: take the one training chose on the valid split
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(Settings):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     dataset: DatasetConfig

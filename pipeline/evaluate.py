@@ -36,10 +36,11 @@ from pyspark.sql import DataFrame
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from model.evaluate import average_precision, best_f1, recall_at_precision
-from pipeline.merge import current_alignment
+from model.metrics import at_threshold, average_precision, best_f1, f1_score, recall_at_precision
+from pipeline.pairs import touching, touching_rows
 from pipeline.report import write_report
 from pipeline.stage import StageContext, StageResult, read_stage_log
+from pipeline.unified import current_links, read_merged
 
 
 def greedy_one_to_one(scored: pd.DataFrame) -> set[tuple[str, str]]:
@@ -82,18 +83,16 @@ def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, score
     """All inputs are pandas frames with id_a, id_b (scored and aligned also a score)."""
     gold_pairs = set(zip(gold.id_a, gold.id_b))
     test_pairs = set(zip(test.id_a, test.id_b))
-    ends_a, ends_b = set(test.id_a), set(test.id_b)
     n = len(test_pairs)
 
-    touch = aligned[aligned.id_a.isin(ends_a) | aligned.id_b.isin(ends_b)]
-    predicted = set(zip(touch.id_a, touch.id_b))
-    tp = len(predicted & test_pairs)
-    correct = len(predicted & gold_pairs)
-    precision = correct / len(predicted) if predicted else 0.0
-    recall = tp / n if n else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    predicted = set(zip(*(touching_rows(aligned, test)[c] for c in ("id_a", "id_b"))))
+    # a predicted pair is right when it is any gold link (a train link touching a test end too);
+    # recall counts the test links found
+    precision = len(predicted & gold_pairs) / len(predicted) if predicted else 0.0
+    recall = len(predicted & test_pairs) / n if n else 0.0
+    f1 = f1_score(precision, recall)
 
-    cand = scored[scored.id_a.isin(ends_a) | scored.id_b.isin(ends_b)]
+    cand = touching_rows(scored, test)
     labels = np.array([p in test_pairs for p in zip(cand.id_a, cand.id_b)], dtype=bool)
     s = cand.score.to_numpy()
     return {
@@ -147,11 +146,7 @@ def labelled_figures(scored: pd.DataFrame, threshold: float) -> dict:
     labels = scored["label"].to_numpy() == 1
     s = scored["score"].to_numpy()
     n_pos = int(labels.sum())
-    predicted = s >= threshold
-    tp = int((predicted & labels).sum())
-    precision = tp / predicted.sum() if predicted.any() else 0.0
-    recall = tp / n_pos if n_pos else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = at_threshold(s, labels, n_pos, threshold)
     return {
         "pairs": len(scored), "positives": n_pos,
         "precision": round(float(precision), 4), "recall": round(recall, 4), "f1": round(f1, 4),
@@ -159,12 +154,6 @@ def labelled_figures(scored: pd.DataFrame, threshold: float) -> dict:
         "recall_at_p95": round(recall_at_precision(s, labels, n_pos, 0.95), 4),
         "best_f1_over_thresholds": round(best_f1(s, labels, n_pos)[0], 4),
     }
-
-
-def touching(scores: DataFrame, links: DataFrame) -> DataFrame:
-    """The scored pairs with an end among the links' A or B ends (same node type)."""
-    return scores.join(links.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
-        scores.join(links.select("id_b", "type"), ["id_b", "type"], "left_semi")).distinct()
 
 
 def valid_ranking(scores: DataFrame, gold: DataFrame) -> dict | None:
@@ -183,7 +172,8 @@ def run(ctx: StageContext) -> StageResult:
     gold = spark.read.parquet(str(paths.gold))
     test = gold.where("split = 'test'")
     scores = spark.read.parquet(str(paths.scores))
-    aligned = current_alignment(spark, paths.alignment)
+    # the links this run's merge left (another run may have merged into the warehouse since)
+    aligned = current_links(read_merged(spark, paths.delta, paths.run_id)["alignment"])
     frames = {name: df.toPandas() for name, df in
               {"test": test, "gold": gold, "aligned": aligned, "touching": touching(scores, test)}.items()}
     pooled = figures(frames["test"], frames["gold"], frames["aligned"], frames["touching"])
@@ -218,14 +208,14 @@ def run(ctx: StageContext) -> StageResult:
         metrics["pairs_scored_per_second"] = round(score_stage["rows_out"] / score_stage["seconds"], 1)
     text = json.dumps(metrics, indent=2)
     paths.metrics.write_text(text)
-    for d in paths.report_dirs():
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "metrics.json").write_text(text)
-    collective = ctx.config.collective  # the report re-runs the model with the last scoring round's anchors
-    report = write_report(paths, anchors_round=(collective.rounds if collective.enabled else 1) - 1, metrics=metrics)
+    for published in paths.published_metrics():
+        published.parent.mkdir(parents=True, exist_ok=True)
+        published.write_text(text)
+    # the report re-runs the model with the anchors the last scoring round read
+    report = write_report(paths, anchors_round=ctx.config.collective.scoring_rounds - 1, metrics=metrics)
     return StageResult(
         rows_in=len(frames["touching"]), rows_out=len(frames["test"]),
-        details={"metrics": metrics, "metrics_path": str(paths.report_dirs()[0] / "metrics.json"),
+        details={"metrics": metrics, "metrics_path": str(paths.published_metrics()[0]),
                  "delta_tables": [str(paths.unified_nodes), str(paths.unified_edges), str(paths.alignment)],
                  "f1": metrics["f1"], "hits_at_1": metrics["hits_at_1"], "report": str(report)},
     )

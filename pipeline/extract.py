@@ -5,7 +5,7 @@ Graph work is done as Spark DataFrame joins over the edge table: the two-hop mot
 compile the same motif to the same joins; its jar is not served by the package registry this
 project can reach, see README "Why no GraphFrames jar".)
 
-Sampling (MODEL.md §7): every edge is used in both directions (relation id r, and r + R read
+Sampling (model/README.md, "Sampling"): every edge is used in both directions (relation id r, and r + R read
 backwards). Each node keeps at most ``cap`` neighbours, drawn without replacement with
 probability proportional to w = 1 / avg_N(type, relation): the mean number of neighbours via
 that relation among nodes of the source's type that have any (so the one director outweighs
@@ -21,7 +21,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipeline.config import ExtractConfig
-from pipeline.schema import NEIGHBOURHOOD, SUBGRAPH_COLUMNS
+from pipeline.evidence import pair_rows, read_pair_evidence
+from pipeline.schema import NEIGHBOURHOOD
 from pipeline.stage import StageContext, StageResult
 
 _HASH_RANGE = float(2**52)
@@ -103,56 +104,6 @@ def two_hop(centres: DataFrame, lists: DataFrame) -> DataFrame:
     return out.select(*NEIGHBOURHOOD.fieldNames())
 
 
-def lexical_similarity(pairs: DataFrame, terms: DataFrame | None) -> DataFrame:
-    """(nid_a, nid_b, ...) -> the same plus ``lex_sim``, the cosine of the two nodes' lexical
-    terms (pipeline/features.py); 0 where a node has none or there are no terms at all."""
-    if terms is None:
-        return pairs.withColumn("lex_sim", F.lit(0.0).cast("float"))
-    keys = pairs.select("nid_a", "nid_b").distinct()
-    ta = terms.select(F.col("nid").alias("nid_a"), "term", F.col("w").alias("wa"))
-    tb = terms.select(F.col("nid").alias("nid_b"), "term", F.col("w").alias("wb"))
-    sims = (keys.join(ta, "nid_a").join(tb, ["nid_b", "term"])
-            .groupBy("nid_a", "nid_b").agg(F.sum(F.col("wa") * F.col("wb")).alias("lex_sim")))
-    return pairs.join(sims, ["nid_a", "nid_b"], "left").withColumn(
-        "lex_sim", F.least(F.coalesce("lex_sim", F.lit(0.0)), F.lit(1.0)).cast("float"))
-
-
-def code_conflict(pairs: DataFrame, codes: DataFrame | None) -> DataFrame:
-    """(nid_a, nid_b, ...) -> the same plus ``code_conflict``: 1 where both records have
-    identifier codes (pipeline/features.py ``identifier_codes``) and no code of either is found
-    in the other's squeezed text, else 0."""
-    if codes is None:
-        return pairs.withColumn("code_conflict", F.lit(0.0).cast("float"))
-    ca = codes.select(F.col("nid").alias("nid_a"), F.col("codes").alias("_codes_a"), F.col("squeezed").alias("_text_a"))
-    cb = codes.select(F.col("nid").alias("nid_b"), F.col("codes").alias("_codes_b"), F.col("squeezed").alias("_text_b"))
-    found = (F.exists("_codes_a", lambda c: F.instr(F.col("_text_b"), c) > 0)
-             | F.exists("_codes_b", lambda c: F.instr(F.col("_text_a"), c) > 0))
-    conflict = F.when(F.col("_codes_a").isNotNull() & F.col("_codes_b").isNotNull() & ~found, 1.0).otherwise(0.0)
-    return (pairs.join(ca, "nid_a", "left").join(cb, "nid_b", "left")
-            .withColumn("code_conflict", conflict.cast("float"))
-            .drop("_codes_a", "_codes_b", "_text_a", "_text_b"))
-
-
-def pair_rows(pairs: DataFrame, index: DataFrame, neighbourhoods: DataFrame,
-              terms: DataFrame | None = None, codes: DataFrame | None = None) -> DataFrame:
-    """Pairs (id_a, id_b, type, ...) -> PAIR_SHARD rows (plus the pairs' other columns)."""
-    ids = index.select("kg", "id", "nid")
-    a = ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a"))
-    b = ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b"))
-    hood_a = neighbourhoods.select(F.col("nid").alias("nid_a"), *[F.col(c).alias(f"a_{c}") for c in SUBGRAPH_COLUMNS])
-    hood_b = neighbourhoods.select(F.col("nid").alias("nid_b"), *[F.col(c).alias(f"b_{c}") for c in SUBGRAPH_COLUMNS])
-    # the pair evidence joins on node ids before the wide neighbourhood lists are attached
-    with_sim = code_conflict(lexical_similarity(pairs.join(a, "id_a").join(b, "id_b"), terms), codes)
-    return with_sim.join(hood_a, "nid_a").join(hood_b, "nid_b")
-
-
-def read_pair_evidence(spark, paths) -> tuple[DataFrame | None, DataFrame | None]:
-    """The features stage's lexical terms and identifier codes, each None where its switch
-    (features.lexical, features.identifier_codes) is off: ``pair_rows``'s last two arguments."""
-    return tuple(spark.read.parquet(str(p)) if p.exists() else None
-                 for p in (paths.lexical_terms, paths.record_codes))
-
-
 def run(ctx: StageContext) -> StageResult:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.extract
     index = spark.read.parquet(str(paths.node_index))
@@ -182,14 +133,14 @@ def run(ctx: StageContext) -> StageResult:
     hoods = spark.read.parquet(str(paths.neighbourhoods))
 
     evidence = read_pair_evidence(spark, paths)
-    shards = pair_rows(cands.select("id_a", "id_b", "type"), index, hoods, *evidence)
+    shards = pair_rows(cands.select("id_a", "id_b", "type"), index, hoods, evidence)
     shard_of = F.pmod(F.xxhash64("id_a", "id_b"), F.lit(cfg.shards))
     (shards.withColumn("shard", shard_of).repartition(cfg.shards, "shard")
      .sortWithinPartitions("id_a", "id_b")  # the same batches on every run
      .write.mode("overwrite").partitionBy("shard").parquet(str(paths.shards)))
     lists.unpersist()
     if labelled is not None:  # the benchmark's own pairs, scored apart (evaluation protocol (a))
-        (pair_rows(labelled.select("id_a", "id_b", "type", "label", "split"), index, hoods, *evidence)
+        (pair_rows(labelled.select("id_a", "id_b", "type", "label", "split"), index, hoods, evidence)
          .repartition(1).sortWithinPartitions("split", "id_a", "id_b")
          .write.mode("overwrite").parquet(str(paths.labelled_shards)))
 

@@ -4,8 +4,8 @@ Each distinct normalised name is encoded once, ever: vectors live in a cache tab
 warehouse (``cache/name_vectors``, one per encoder) shared by all runs, and only names missing
 from it are encoded, inside Spark workers (``mapInArrow``, one encoder per Python worker, one
 torch thread). ``features.encoder`` picks the full MiniLM transformer or the static word-piece
-vectors distilled from it (model/features.py); the static table is distilled once on the
-driver, kept in the user's cache (``model.features.STATIC_TABLE``) and broadcast to the workers.
+vectors distilled from it (model/level0.py); the static table is distilled once on the
+driver, kept in the user's cache (``model.level0.STATIC_TABLE``) and broadcast to the workers.
 
 Numeric attributes (``features.numeric``: prices, years, ABV, durations, dates), as the paper's
 §4.3 does, are appended to the name vector: for each listed attribute key, two numbers per node,
@@ -50,31 +50,24 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from model.features import DIM, block_columns, feature_blocks, write_feature_file
-from pipeline.anchor_profile import anchor_profiles, seed_vectors
-from pipeline.config import FeaturesConfig
+from model.level0 import DIM, write_feature_file
+from pipeline.anchor_profile import edge_node_rows, profile_block
+from pipeline.anchors import seed_anchor_pairs
 from pipeline.schema import NAME_VECTOR
 from pipeline.stage import StageContext, StageResult
+from pipeline.text import name_key, squeezed, unit_tfidf, words
 
 log = logging.getLogger("kgmerge")
 
 _ENCODERS: dict[str, object] = {}  # per Python worker: the loaded encoder of each kind
-
-
-def name_key(col: Column) -> Column:
-    """The form a name is encoded and cached under: lower case, single spaces, trimmed."""
-    return F.lower(F.trim(F.regexp_replace(F.coalesce(col, F.lit("")), r"\s+", " ")))
 
 
 def encoder_partitions(kind: str, static_table=None) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -82,7 +75,7 @@ def encoder_partitions(kind: str, static_table=None) -> Callable[[Iterator[pa.Re
     encoder (``static_table``: a broadcast of the static encoder's word-piece table)."""
 
     def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from model.features import NameEncoder, StaticEncoder
+        from model.level0 import NameEncoder, StaticEncoder
 
         if kind not in _ENCODERS:  # one thread per worker: Spark already uses the cores
             _ENCODERS[kind] = (NameEncoder(threads=1) if kind == "minilm"
@@ -105,7 +98,7 @@ def encode_missing(spark, missing: DataFrame, n_missing: int, kind: str, paths) 
     """Encodes the distinct name keys of ``missing`` and appends them to the encoder's cache."""
     static_table = None
     if kind == "static":
-        from model.features import static_token_table
+        from model.level0 import static_token_table
 
         static_table = spark.sparkContext.broadcast(static_token_table())
     per_task = 256 if kind == "minilm" else 50_000  # a task's worth of names: a few seconds
@@ -184,33 +177,24 @@ def lexical_text(nodes: DataFrame, edges: DataFrame, relations: list[str]) -> Da
         "kg", "id", F.concat_ws(" ", "name_key", "context").alias("text"))
 
 
-def squeezed(col: Column) -> Column:
-    """The text lower-cased with everything but letters and digits dropped."""
-    return F.regexp_replace(F.lower(col), r"[^\p{L}\p{N}]", "")
-
-
 def lexical_terms(texts: DataFrame, squeezed_grams: bool = False) -> DataFrame:
     """(kg, id, text) -> (kg, id, term, w): the text's words ("w:...") and the character 3-grams
     of its words ("g:..."), with ``squeezed_grams`` also the character 4-grams of the squeezed
     text ("q:...", across word boundaries), TF-IDF over the texts, unit length per node."""
-    words = F.filter(F.split(F.col("text"), r"[^\p{L}\p{N}]+"), lambda w: F.length(w) > 0)
-    grams = F.flatten(F.transform(words, lambda w: F.transform(
+    text_words = words(F.col("text"))
+    grams = F.flatten(F.transform(text_words, lambda w: F.transform(
         F.sequence(F.lit(1), F.greatest(F.length(w), F.lit(1))),
         lambda i: F.concat(F.lit("g:"), F.substring(F.concat(F.lit("#"), w, F.lit("#")), i, 3)))))
-    parts = [F.transform(words, lambda w: F.concat(F.lit("w:"), w)), grams]
+    parts = [F.transform(text_words, lambda w: F.concat(F.lit("w:"), w)), grams]
     if squeezed_grams:
         text = squeezed(F.col("text"))
         parts.append(F.when(F.length(text) == 0, F.array().cast("array<string>")).otherwise(F.transform(
             F.sequence(F.lit(1), F.greatest(F.length(text) - 3, F.lit(1))),
             lambda i: F.concat(F.lit("q:"), F.substring(text, i, 4)))))
     terms = texts.select("kg", "id", F.explode(F.concat(*parts)).alias("term"))
-    tf = terms.groupBy("kg", "id", "term").agg(F.count("*").alias("tf"))
-    n_texts = texts.count()
-    idf = tf.groupBy("term").agg(F.log(F.lit(n_texts + 1.0) / (F.count("*") + 1)).alias("idf"))
-    w = tf.join(idf, "term").select("kg", "id", "term", (F.col("tf") * F.col("idf")).alias("w"))
-    norm = w.groupBy("kg", "id").agg(F.sqrt(F.sum(F.col("w") ** 2)).alias("norm"))
-    return w.join(norm, ["kg", "id"]).where(F.col("norm") > 0).select(
-        "kg", "id", "term", (F.col("w") / F.col("norm")).cast("float").alias("w"))
+    w = unit_tfidf(terms, node=["kg", "id"], term="term", documents=texts)
+    # a term in every text weighs 0 and tells nothing: dropped (so is a text made of such terms)
+    return w.where(F.col("w") > 0).select("kg", "id", "term", F.col("w").cast("float").alias("w"))
 
 
 def identifier_codes(texts: DataFrame) -> DataFrame:
@@ -222,15 +206,6 @@ def identifier_codes(texts: DataFrame) -> DataFrame:
     codes = F.array_distinct(F.filter(words, lambda w: (F.length(w) >= 4) & w.rlike(r"\p{N}") & w.rlike(r"\p{L}")))
     return (texts.select("kg", "id", codes.alias("codes"), squeezed(F.col("text")).alias("squeezed"))
             .where(F.size("codes") > 0))
-
-
-def seed_anchor_pairs(gold: DataFrame, index: DataFrame) -> pd.DataFrame:
-    """The train (seed) links as node rows of the node index (nid_a, nid_b), sorted."""
-    ids = index.select("kg", "id", "nid")
-    links = (gold.where("split = 'train'")
-             .join(ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a")), "id_a")
-             .join(ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b")), "id_b"))
-    return links.select("nid_a", "nid_b").toPandas().sort_values(["nid_a", "nid_b"], ignore_index=True)
 
 
 def write_anchor_profiles(ctx: StageContext, index: DataFrame, edges: DataFrame, path) -> None:
@@ -248,69 +223,6 @@ def write_anchor_profiles(ctx: StageContext, index: DataFrame, edges: DataFrame,
                              "profile": pa.FixedSizeListArray.from_arrays(flat, profiles.shape[1])}), str(path))
     log.info("features: anchor profiles from %d seed links, %d edges, %d hops", len(links), len(src),
              ctx.config.features.anchor_hops)
-
-
-def edge_node_rows(index: DataFrame, edges: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Every edge as node rows of the node index: (src nids, dst nids), on the driver."""
-    ids = index.select("kg", "id", "nid")
-    ends = (edges.join(ids.select("kg", F.col("id").alias("src"), F.col("nid").alias("src_nid")), ["kg", "src"])
-            .join(ids.select("kg", F.col("id").alias("dst"), F.col("nid").alias("dst_nid")), ["kg", "dst"])
-            .select("src_nid", "dst_nid").toPandas())
-    return ends["src_nid"].to_numpy(), ends["dst_nid"].to_numpy()
-
-
-def profile_block(num_nodes: int, src: np.ndarray, dst: np.ndarray, links: pd.DataFrame,
-                  fcfg: FeaturesConfig) -> np.ndarray:
-    """The anchor_profile block of every node, with ``links`` (nid_a, nid_b) as the seed links:
-    link i gets seed vector i, so links listed first keep their vectors when more are added
-    (``seed_vectors`` draws row by row)."""
-    num_links = len(links)
-    return anchor_profiles(
-        num_nodes, src, dst,
-        seed_nodes=np.concatenate([links["nid_a"].to_numpy(), links["nid_b"].to_numpy()]),
-        seed_links=np.tile(np.arange(num_links), 2),
-        vectors=seed_vectors(num_links, fcfg.anchor_dim, seed=0), hops=fcfg.anchor_hops)
-
-
-@dataclass
-class ProfileBootstrap:
-    """Remakes the level-0 matrix's anchor_profile block with a collective round's anchors as the
-    seed links (BootEA's bootstrapping, for the profiles). What that needs besides the anchors,
-    the train links and every edge as node rows (Spark joins collected to the driver), is
-    gathered once, by ``gather``, and serves every round."""
-    seeds: pd.DataFrame  # the train links (nid_a, nid_b), in the features stage's order
-    src: np.ndarray  # every edge's two ends, as node rows
-    dst: np.ndarray
-    columns: slice  # the anchor_profile block's columns of the level-0 matrix
-    fcfg: FeaturesConfig
-
-    @classmethod
-    def gather(cls, ctx: StageContext) -> "ProfileBootstrap":
-        spark, paths = ctx.spark, ctx.paths
-        index = spark.read.parquet(str(paths.node_index))
-        src, dst = edge_node_rows(index, spark.read.parquet(str(paths.edges)))
-        return cls(seed_anchor_pairs(spark.read.parquet(str(paths.gold)), index), src, dst,
-                   block_columns(feature_blocks(paths.node_features), "anchor_profile"), ctx.config.features)
-
-    def write(self, anchors: pd.DataFrame, matrix: Path, out: Path) -> None:
-        """The level-0 ``matrix`` (.npy) with its anchor_profile block made with ``anchors``
-        (nid_a, nid_b: the train links and a round's confident matches) as the seed links,
-        written to ``out``. The train links come first, in the features stage's order, so with
-        no other anchors the block is unchanged."""
-        found = anchors.merge(self.seeds, on=["nid_a", "nid_b"], how="left", indicator=True)
-        links = pd.concat([self.seeds, found.loc[found["_merge"] == "left_only", ["nid_a", "nid_b"]]],
-                          ignore_index=True)
-        level0 = np.load(matrix, mmap_mode="r")
-        tmp = out.with_name(out.name + ".tmp.npy")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        copy = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=level0.shape)
-        copy[:] = level0
-        copy[:, self.columns] = profile_block(len(level0), self.src, self.dst, links, self.fcfg)
-        copy.flush()
-        del copy
-        tmp.replace(out)
-        log.info("features: anchor profiles remade from %d seed links (%d train links, %d matched)",
-                 len(links), len(self.seeds), len(links) - len(self.seeds))
 
 
 def with_dense_index(df: DataFrame, order: list[str], name: str) -> DataFrame:
@@ -372,7 +284,7 @@ def run(ctx: StageContext) -> StageResult:
     if fcfg.identity:
         blocks.append(("identity", fcfg.identity))
         vectors = vectors.withColumn("vec", F.concat("vec", identity_vector(fcfg.identity)))
-    staged_profiles = paths.node_features.with_name("anchor_profiles.parquet")
+    staged_profiles = paths.staged_anchor_profiles
     if fcfg.anchor_hops:
         blocks.append(("anchor_profile", fcfg.anchor_hops * fcfg.anchor_dim))
         write_anchor_profiles(ctx, index, edges, staged_profiles)

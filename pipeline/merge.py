@@ -12,7 +12,7 @@ Tables (``<warehouse>/delta``):
   which graphs state the edge.
 - ``alignment``: (id_a, id_b, type, score, run_id, closed_in_run). A link the current run no
   longer produces is not deleted but closed (``closed_in_run`` = this run); the links that hold
-  are those with ``closed_in_run`` null (``current_alignment``). A closed link produced again
+  are those with ``closed_in_run`` null (``pipeline.unified.current_links``). A closed link produced again
   reopens.
 - ``merge_log``: one row per completed merge with the version each table reached.
 Each table is written by a Delta MERGE on its key: unchanged rows stay as they are (their
@@ -22,14 +22,13 @@ no longer produced deleted (closed, for links), so running merge twice leaves id
 Each MERGE is one Delta transaction: a merge killed midway leaves every table at its last
 committed version (files it had written are not in any version). The three tables are three
 transactions, though; ``merge_log`` is written last, so a reader that wants all three as of one
-completed run reads them at the logged versions (``read_merged``).
+completed run reads them at the logged versions (``pipeline.unified.read_merged``).
 """
 from __future__ import annotations
 
 import json
 import logging
 from datetime import datetime, timezone
-from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -119,11 +118,6 @@ def add_new_columns(spark: SparkSession, path, schema) -> None:
     log.info("merge: added column(s) %s to %s", [f.name for f in missing], path)
 
 
-def current_alignment(spark: SparkSession, path) -> DataFrame:
-    """The links that hold now (not closed by a later run)."""
-    return spark.read.format("delta").load(str(path)).where("closed_in_run IS NULL")
-
-
 def log_merge(spark: SparkSession, path, run_id: str, versions: dict[str, int]) -> None:
     row = spark.createDataFrame([(run_id, datetime.now(timezone.utc).replace(tzinfo=None),
                                   versions["alignment"], versions["unified_nodes"], versions["unified_edges"])],
@@ -131,21 +125,9 @@ def log_merge(spark: SparkSession, path, run_id: str, versions: dict[str, int]) 
     row.write.format("delta").mode("append").save(str(path))
 
 
-def read_merged(spark: SparkSession, delta_dir, run_id: str | None = None) -> dict[str, DataFrame]:
-    """The three tables as the last completed merge (or ``run_id``'s last merge) left them."""
-    log = spark.read.format("delta").load(str(Path(delta_dir) / "merge_log"))
-    if run_id is not None:
-        log = log.where(F.col("run_id") == run_id)
-    last = log.orderBy(F.desc("finished_at")).first()
-    if last is None:
-        raise LookupError(f"no completed merge{f' of run {run_id}' if run_id else ''} in {delta_dir}/merge_log")
-    return {name: spark.read.format("delta").option("versionAsOf", last[f"{name}_version"])
-            .load(str(Path(delta_dir) / name)) for name in ("alignment", "unified_nodes", "unified_edges")}
-
-
 def run(ctx: StageContext) -> StageResult:
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.merge
-    model_meta = json.loads((paths.model_dir / "config.json").read_text())
+    model_meta = json.loads(paths.model_config.read_text())
     threshold = cfg.threshold if cfg.threshold is not None else float(model_meta["threshold"])
     run_id = F.lit(paths.run_id)
 

@@ -27,8 +27,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from model import checkpoint  # noqa: E402
-from model.evaluate import average_precision  # noqa: E402
 from model.explain import explain_row  # noqa: E402
+from model.metrics import at_threshold, average_precision, pr_curve  # noqa: E402
+from pipeline.pairs import touching_rows  # noqa: E402
 from pipeline.schema import Paths  # noqa: E402
 
 INDEX = "index.html"
@@ -103,27 +104,10 @@ def labelled_pairs(scores: pd.DataFrame, gold: pd.DataFrame) -> tuple[pd.DataFra
     gold links in scope (blocking losses included, so recall is end to end) and the scope."""
     test = gold[gold["split"] == "test"]
     scope, name = (test, "test split") if len(test) else (gold, "all gold links")
-    touch = scores[scores.id_a.isin(set(scope.id_a)) | scores.id_b.isin(set(scope.id_b))] if len(scope) else scores
+    touch = touching_rows(scores, scope) if len(scope) else scores
     links = set(zip(gold.id_a, gold.id_b))
     out = touch.assign(match=[p in links for p in zip(touch.id_a, touch.id_b)]).reset_index(drop=True)
     return out, max(len(scope), int(out.match.sum())), name
-
-
-def pr_curve(scores: np.ndarray, labels: np.ndarray, n_pos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(precision, recall, score) at each cut between distinct scores, best score first."""
-    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
-    s, y = np.asarray(scores, dtype=float)[order], np.asarray(labels, dtype=bool)[order]
-    tp, k = np.cumsum(y), np.arange(1, len(y) + 1)
-    last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, dtype=bool)
-    return (tp / k)[last], (tp / max(n_pos, 1))[last], s[last]
-
-
-def threshold_point(scores: np.ndarray, labels: np.ndarray, n_pos: int, threshold: float) -> tuple[float, float]:
-    """(precision, recall) when every pair scoring at or above ``threshold`` is called a match."""
-    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
-    called = scores >= threshold
-    tp = int((called & labels).sum())
-    return (tp / called.sum() if called.any() else 1.0), (tp / n_pos if n_pos else 0.0)
 
 
 def plot_score_histogram(pairs: pd.DataFrame, threshold: float, scope: str):
@@ -373,7 +357,7 @@ def write_report(paths: Paths, anchors_round: int | None = None, pair: tuple[str
     blocking = json.loads(paths.blocking_report.read_text()) if paths.blocking_report.is_file() else {}
     threshold = checkpoint.load(paths.model_dir).threshold
     if anchors_round is None:
-        rounds = sorted(int(p.stem.split("=")[1]) for p in (paths.run / "anchors").glob("round=*.parquet"))
+        rounds = paths.anchor_rounds()
         anchors_round = rounds[-1] if rounds else 0
     gold, cands = pd.read_parquet(paths.gold), pd.read_parquet(paths.candidates)
     scores, index = pd.read_parquet(paths.scores), pd.read_parquet(paths.node_index)
@@ -395,7 +379,7 @@ def write_report(paths: Paths, anchors_round: int | None = None, pair: tuple[str
     # 2, 3. scores and the PR curve
     pairs, n_pos, scope = labelled_pairs(scores, gold)
     prec, rec, _ = pr_curve(pairs.score.to_numpy(), pairs.match.to_numpy(), n_pos)
-    point = threshold_point(pairs.score.to_numpy(), pairs.match.to_numpy(), n_pos, threshold)
+    point = at_threshold(pairs.score.to_numpy(), pairs.match.to_numpy(), n_pos, threshold)[:2]
     ap = average_precision(pairs.score.to_numpy(), pairs.match.to_numpy(), n_pos)
     sections.append(section(
         "scores", "Score histogram: matches vs non-matches",

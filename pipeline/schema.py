@@ -26,11 +26,11 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         scores                                  score         Parquet, SCORE (last round)
         score_rounds/round=<k>                  score         Parquet, SCORE (earlier rounds)
         labelled_scores                         score         Parquet, SCORE + label, split
-        metrics.json                            merge         the run's figures
+        metrics.json                            evaluate      the run's figures
     <warehouse>/delta/{unified_nodes,unified_edges,alignment}   merge   Delta, UNIFIED_*/ALIGNMENT
     <warehouse>/delta/merge_log                 merge         Delta, MERGE_LOG (table versions per merge)
     <warehouse>/delta/rejected                  ingest        Delta, REJECTED (input rows not kept, and why)
-    <warehouse>/reports/{latest,<run_id>}/metrics.json          merge
+    <warehouse>/reports/{latest,<run_id>}/{metrics.json,index.html}   evaluate
 
 Pair shards (``PAIR_SHARD``): one row per candidate pair, holding both sampled two-hop
 neighbourhoods as integer node ids (``nid``, an index into ``node_features``) so that the
@@ -41,8 +41,7 @@ model can score a shard with no Spark and no join:
     a_hop2_parent               for each two-hop node: its parent's position in a_hop1
     a_hop2, a_hop2_rel          the sampled neighbours of each one-hop node (<= cap each)
     b_...                       the same for the B side
-    lex_sim                     cosine of the two records' lexical terms (0 without them)
-    code_conflict               1 where both records have identifier codes and none agrees, else 0
+    lex_sim, code_conflict      the pair evidence (model/shard_layout.py PAIR_EVIDENCE), 0 without it
 
 Relation ids: a relation name ``r`` has id ``i`` in ``relations.json``; the same edge read
 backwards (dst -> src) has id ``i + R`` where R is the vocabulary size.
@@ -53,6 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import types as T
+
+from model.config import CONFIG as MODEL_CONFIG
+from model.config import WEIGHTS as MODEL_WEIGHTS
+from model.shard_layout import PAIR_EVIDENCE, SUBGRAPH_COLUMNS
 
 KG_A, KG_B = "A", "B"
 
@@ -120,8 +123,6 @@ NEIGHBOURHOOD = T.StructType([
     T.StructField("hop2_rel", _INTS, False),
 ])
 
-SUBGRAPH_COLUMNS = ("hop1", "hop1_rel", "hop2_parent", "hop2", "hop2_rel")
-
 PAIR_SHARD = T.StructType(
     [
         T.StructField("id_a", T.StringType(), False),
@@ -132,7 +133,7 @@ PAIR_SHARD = T.StructType(
     ]
     + [T.StructField(f"a_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
     + [T.StructField(f"b_{c}", _INTS, False) for c in SUBGRAPH_COLUMNS]
-    + [T.StructField("lex_sim", T.FloatType(), False), T.StructField("code_conflict", T.FloatType(), False)]
+    + [T.StructField(e.column, T.FloatType(), False) for e in PAIR_EVIDENCE]
 )
 
 # Training pairs add: which positive a row belongs to, and whether it is that positive.
@@ -163,7 +164,7 @@ ALIGNMENT = T.StructType([
 ])
 
 # One row per completed merge: the version each table reached. A reader that needs the three
-# tables as of one run reads them at these versions (pipeline.merge.read_merged).
+# tables as of one run reads them at these versions (pipeline.unified.read_merged).
 MERGE_LOG = T.StructType([
     T.StructField("run_id", T.StringType(), False),
     T.StructField("finished_at", T.TimestampType(), False),
@@ -208,6 +209,22 @@ UNIFIED_EDGES = T.StructType([
     T.StructField("sources", T.ArrayType(T.StringType(), True), False),
     T.StructField("run_id", T.StringType(), False),
 ])
+
+
+# the three tables a merge writes and ``read_merged`` reads at one merge's versions
+UNIFIED_TABLES = ("alignment", "unified_nodes", "unified_edges")
+
+# the ``Paths`` properties each stage writes under the run's folder, in stage order
+STAGE_OUTPUTS = {
+    "ingest": ["input"],
+    "features": ["node_index", "node_features", "lexical_terms", "record_codes"],
+    "block": ["candidates", "blocking_report"],
+    "extract": ["relations", "neighbourhoods", "shards", "labelled_shards"],
+    "train": ["train_pairs", "model_dir"],
+    "score": ["node_feature_matrix", "scores", "labelled_scores"],
+    "merge": [],
+    "evaluate": ["metrics"],
+}
 
 
 @dataclass(frozen=True)
@@ -258,6 +275,11 @@ class Paths:
         return self.run / "node_features.npy"
 
     @property
+    def staged_anchor_profiles(self) -> Path:
+        """features: the anchor profiles while the level-0 file is assembled (removed after)."""
+        return self.run / "anchor_profiles.parquet"
+
+    @property
     def lexical_terms(self) -> Path:
         return self.run / "lexical_terms"
 
@@ -297,6 +319,11 @@ class Paths:
     def anchors(self, round_no: int) -> Path:
         return self.run / "anchors" / f"round={round_no}.parquet"
 
+    def anchor_rounds(self) -> list[int]:
+        """The rounds whose anchors file exists, in order."""
+        return sorted(int(p.name.removeprefix("round=").removesuffix(".parquet"))
+                      for p in (self.run / "anchors").glob("round=*.parquet"))
+
     def bootstrapped_matrix(self, round_no: int) -> Path:
         """Collective round ``round_no``'s level-0 matrix, its anchor profiles made from the
         anchors of the round before (``collective.bootstrap_profiles``)."""
@@ -313,6 +340,15 @@ class Paths:
     @property
     def model_dir(self) -> Path:
         return self.run / "model"
+
+    @property
+    def model_config(self) -> Path:
+        """The trained model's settings, threshold and version (model/checkpoint.py)."""
+        return self.model_dir / MODEL_CONFIG
+
+    @property
+    def model_weights(self) -> Path:
+        return self.model_dir / MODEL_WEIGHTS
 
     @property
     def scores(self) -> Path:
@@ -334,21 +370,27 @@ class Paths:
     def delta(self) -> Path:
         return self.warehouse / "delta"
 
+    @staticmethod
+    def delta_table(delta_dir: Path | str, name: str) -> Path:
+        """A Delta table of the warehouse whose ``delta`` folder is ``delta_dir`` (for readers
+        given only that folder): ``name`` is one of UNIFIED_TABLES, "merge_log" or "rejected"."""
+        return Path(delta_dir) / name
+
     @property
     def unified_nodes(self) -> Path:
-        return self.delta / "unified_nodes"
+        return self.delta_table(self.delta, "unified_nodes")
 
     @property
     def unified_edges(self) -> Path:
-        return self.delta / "unified_edges"
+        return self.delta_table(self.delta, "unified_edges")
 
     @property
     def alignment(self) -> Path:
-        return self.delta / "alignment"
+        return self.delta_table(self.delta, "alignment")
 
     @property
     def merge_log(self) -> Path:
-        return self.delta / "merge_log"
+        return self.delta_table(self.delta, "merge_log")
 
     @property
     def rejected(self) -> Path:
@@ -356,3 +398,12 @@ class Paths:
 
     def report_dirs(self) -> list[Path]:
         return [self.warehouse / "reports" / "latest", self.warehouse / "reports" / self.run_id]
+
+    def published_metrics(self) -> list[Path]:
+        """metrics.json as evaluate publishes it beside the reports (latest and this run's)."""
+        return [d / "metrics.json" for d in self.report_dirs()]
+
+    def outputs(self, stage: str) -> list[Path]:
+        """What ``stage`` writes into the run's folder (some only under a switch: check
+        ``exists()``). A run that reuses stages' outputs copies exactly these."""
+        return [getattr(self, name) for name in STAGE_OUTPUTS[stage]]

@@ -38,11 +38,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.features import ProfileBootstrap
-from pipeline.pairs import mutual_best
+from model.shard_layout import SUBGRAPH_COLUMNS
+from pipeline.anchor_profile import ProfileBootstrap
+from pipeline.anchors import read_anchors, write_anchors
+from pipeline.pairs import mutual_best, touching, with_node_rows
 from pipeline.schema import SCORE, Paths
 from pipeline.stage import StageContext, StageResult
-from pipeline.train import read_anchors, write_anchors
 
 
 def _stamp(*files) -> tuple[int, ...]:
@@ -70,8 +71,8 @@ def node_keys(index_path: str) -> np.ndarray:
 def _level0(matrix_path: str, stamp: int):
     """The level-0 matrix, on the CPU, memory-mapped: one copy in the page cache for all the
     Python workers of a machine, and for every round (a round adds only its anchored rows,
-    see ``model.features.AnchoredFeatures``)."""
-    from model.features import map_matrix_file
+    see ``model.level0.AnchoredFeatures``)."""
+    from model.level0 import map_matrix_file
 
     return map_matrix_file(matrix_path)
 
@@ -94,7 +95,7 @@ def load_round(model_dir: str, features, matrix_path: str, anchors_path: str, de
     """The trained model (checked against the level-0 ``features`` read from ``matrix_path``)
     and the anchored view of the features under the round's anchors (None without anchors)."""
     from model import checkpoint
-    from model.features import anchored_features
+    from model.level0 import anchored_features
 
     ckpt = checkpoint.load(model_dir, device=device)
     if features.shape[1] != ckpt.model.in_dim:
@@ -125,7 +126,7 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     node_hash = node_hashes(node_keys(index_path), features.numpy() if anchored is None else anchored)
     features = features.to(dev)
     anchored = anchored.to(dev) if anchored is not None else None
-    hoods = pq.read_table(hoods_path, columns=["nid", "hop1", "hop1_rel", "hop2_parent", "hop2", "hop2_rel"])
+    hoods = pq.read_table(hoods_path, columns=["nid", *SUBGRAPH_COLUMNS])
     messages = node_messages(hoods, ckpt.model, features, anchored)
     return ckpt, features, anchored, messages, node_hash
 
@@ -135,11 +136,10 @@ def score_partitions(paths: Paths, anchors_path: Path, matrix_path: Path, device
     """A mapInArrow function: pair-shard batches in, SCORE rows (plus the ``keep`` columns) out;
     with ``signatures_only``, SIGNATURE rows and no model run. ``matrix_path``: the round's
     level-0 matrix (.npy)."""
-    from model.checkpoint import WEIGHTS
 
     files = (str(paths.model_dir), str(matrix_path), str(paths.node_index), str(anchors_path),
              str(paths.neighbourhoods))
-    stamp = _stamp(paths.model_dir / WEIGHTS, matrix_path, anchors_path, paths.neighbourhoods)
+    stamp = _stamp(paths.model_weights, matrix_path, anchors_path, paths.neighbourhoods)
 
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from model.infer import score_table
@@ -201,10 +201,7 @@ def anchor_matches(scores: DataFrame, threshold: float, valid: DataFrame,
         return mutual_best(scores, "score", threshold), {}
     mutual = mutual_best(scores, "score", 0.0).localCheckpoint()  # read three times below
     links = valid.select("id_a", "id_b", "type")
-    touching = (mutual.join(links.select("id_a", "type"), ["id_a", "type"], "left_semi")
-                .unionByName(mutual.join(links.select("id_b", "type"), ["id_b", "type"], "left_semi"))
-                .distinct().toPandas())
-    cuts = anchor_thresholds(touching, links.toPandas(), precision)
+    cuts = anchor_thresholds(touching(mutual, links).toPandas(), links.toPandas(), precision)
     cut = F.lit(threshold)
     if cuts:
         cut = F.coalesce(F.create_map(*[F.lit(x) for kv in cuts.items() for x in kv])[F.col("type")], cut)
@@ -213,11 +210,7 @@ def anchor_matches(scores: DataFrame, threshold: float, valid: DataFrame,
 
 def next_anchors(matched: DataFrame, index: DataFrame, seeds: np.ndarray) -> pd.DataFrame:
     """Seed anchors plus a round's ``matched`` pairs (``anchor_matches``), as sorted (nid_a, nid_b)."""
-    ids = index.select("kg", "id", "nid")
-    matched = (matched
-               .join(ids.where("kg = 'A'").select(F.col("id").alias("id_a"), F.col("nid").alias("nid_a")), "id_a")
-               .join(ids.where("kg = 'B'").select(F.col("id").alias("id_b"), F.col("nid").alias("nid_b")), "id_b")
-               .select("nid_a", "nid_b").toPandas())
+    matched = with_node_rows(matched, index).select("nid_a", "nid_b").toPandas()
     both = pd.concat([pd.DataFrame(seeds, columns=["nid_a", "nid_b"]), matched], ignore_index=True)
     return both.drop_duplicates().sort_values(["nid_a", "nid_b"], ignore_index=True)
 
@@ -236,7 +229,7 @@ def _base_scores(spark, base: Paths | None, round_no: int, rounds: int, version:
 
 def run(ctx: StageContext) -> StageResult:
     from model import checkpoint
-    from model.features import feature_blocks, write_matrix_file
+    from model.level0 import feature_blocks, write_matrix_file
 
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
     shards = spark.read.parquet(str(paths.shards)).drop("shard")
@@ -247,7 +240,7 @@ def run(ctx: StageContext) -> StageResult:
     ckpt = checkpoint.load(paths.model_dir)
     write_matrix_file(paths.node_features, paths.node_feature_matrix)  # what the workers map
     seeds = read_anchors(paths.anchors(0))
-    rounds = cfg.collective.rounds if cfg.collective.enabled else 1
+    rounds = cfg.collective.scoring_rounds
     bootstrap = cfg.collective.bootstrap_profiles and cfg.features.anchor_hops > 0
     bootstrapper = ProfileBootstrap.gather(ctx) if bootstrap and rounds > 1 else None
     anchors_per_round, rescored_per_round, cuts_per_round = [], [], []

@@ -6,7 +6,7 @@ Training rows: for each gold train link (a, b), the positive pair, ``hard_negati
 ``neighbour_negatives`` with one-hop neighbours of b (of a) of the same type. Where the benchmark
 has its own labelled pairs (``input/labelled``), its train negatives join the group of the
 positive they share an entity with, or form a group of their own (they then get a pointwise
-loss, model/train.py).
+loss, model/fit.py).
 
 Valid rows: with labelled pairs, the benchmark's valid pairs (its own protocol); otherwise every
 candidate pair touching a valid link, plus the valid links themselves. The threshold is the one
@@ -31,11 +31,12 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from model import checkpoint
-from model.features import anchored_features, feature_blocks, map_matrix_file, write_matrix_file
-from model.train import fit
+from model.fit import fit
+from model.level0 import anchored_features, feature_blocks, map_matrix_file, write_matrix_file
+from pipeline.anchors import seed_anchor_pairs, write_anchors
 from pipeline.config import TrainConfig
-from pipeline.extract import pair_rows, read_pair_evidence
-from pipeline.features import seed_anchor_pairs
+from pipeline.evidence import evidence_switches, pair_rows, read_pair_evidence
+from pipeline.pairs import touching
 from pipeline.stage import StageContext, StageResult
 
 
@@ -103,15 +104,6 @@ def labelled_negatives(pos: DataFrame, labelled: DataFrame) -> DataFrame:
     return grouped.unionByName(alone)
 
 
-def write_anchors(frame: pd.DataFrame, path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame[["nid_a", "nid_b"]].astype("int64").to_parquet(path, index=False)
-
-
-def read_anchors(path) -> np.ndarray:
-    return pd.read_parquet(path)[["nid_a", "nid_b"]].to_numpy(dtype=np.int64)
-
-
 def seeded_sample(links: DataFrame, limit: int | None, seed: int) -> DataFrame:
     """At most ``limit`` of the links, the same ones on every run with this seed (None: all)."""
     if not limit:
@@ -161,14 +153,12 @@ def build_rows(ctx: StageContext) -> DataFrame:
             "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"), "label", "split")
     else:
         valid_gold = valid_links(gold, cfg)
-        touching = cands.join(valid_gold.select("id_a", "type"), ["id_a", "type"], "left_semi").unionByName(
-            cands.join(valid_gold.select("id_b", "type"), ["id_b", "type"], "left_semi"))
-        valid = touching.select("id_a", "id_b", "type").unionByName(valid_gold).distinct()
+        valid = touching(cands, valid_gold).select("id_a", "id_b", "type").unionByName(valid_gold).distinct()
         all_gold = gold.select("id_a", "id_b", "type", F.lit(1).alias("label"))
         valid = valid.join(all_gold, ["id_a", "id_b", "type"], "left").select(
             "id_a", "id_b", "type", F.lit(-1).cast("long").alias("group"),
             F.coalesce("label", F.lit(0)).alias("label"), F.lit("valid").alias("split"))
-    rows = pair_rows(train.unionByName(valid), index, hoods, *read_pair_evidence(spark, paths))
+    rows = pair_rows(train.unionByName(valid), index, hoods, read_pair_evidence(spark, paths))
     rows.write.mode("overwrite").parquet(str(paths.train_pairs))
     return spark.read.parquet(str(paths.train_pairs))
 
@@ -191,7 +181,7 @@ def adopt_model(ctx: StageContext) -> StageResult:
                                   json.loads(paths.relations.read_text()))
     shutil.copytree(base.model_dir, paths.model_dir, dirs_exist_ok=True)
     seeds = write_seed_anchors(ctx)
-    meta = json.loads((paths.model_dir / checkpoint.CONFIG).read_text())
+    meta = json.loads(paths.model_config.read_text())
     return StageResult(rows_in=0, rows_out=1, details={"model_from_run": base.run_id, "model_version": meta["version"],
                                                        "threshold": round(meta["threshold"], 4),
                                                        "seed_anchors": len(seeds)})
@@ -214,8 +204,7 @@ def run(ctx: StageContext) -> StageResult:
     blocks = feature_blocks(paths.node_features)
     model_config = dataclasses.replace(cfg.model, level0_blocks=tuple(size for _, size in blocks),
                                        level0_kinds=tuple(kind for kind, _ in blocks),
-                                       lexical_similarity=paths.lexical_terms.exists(),
-                                       code_conflict=paths.record_codes.exists())
+                                       **evidence_switches(paths))
     seeds = write_seed_anchors(ctx)
     anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
     torch.set_num_threads(cfg.train.threads)

@@ -27,8 +27,7 @@ from pyspark.sql import functions as F
 from pipeline.config import PipelineConfig
 from pipeline.schema import EDGES, GOLD, KG_A, KG_B, LABELLED, NODES
 from pipeline.sources import SourceTables, rejected_rows
-
-SPLITS = ("train", "valid", "test")
+from pipeline.splits import SPLITS
 
 
 class InputError(ValueError):

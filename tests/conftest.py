@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import PipelineConfig, SparkConfig, load_config
 from pipeline.runner import STAGES, run_pipeline
 from pipeline.schema import Paths
 from pipeline.spark import get_spark
-from pipeline.config import SparkConfig
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parents[1]

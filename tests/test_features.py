@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipeline.block import anchor_sims
-from pipeline.extract import code_conflict, lexical_similarity
+from pipeline.evidence import code_conflict, lexical_similarity
 from pipeline.features import identifier_codes, identity_vector, lexical_terms, lexical_text, parse_number
 
 

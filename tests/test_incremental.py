@@ -10,13 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import DATA, DBLP_OPTIONS, DEMO, write_config
 from pyspark.sql import functions as F
 
-from pipeline.merge import current_alignment, read_merged
+from pipeline.unified import current_links, read_merged
 from pipeline.runner import STAGES, run_pipeline
 from pipeline.schema import Paths
-
-from conftest import DATA, DBLP_OPTIONS, DEMO, write_config
 
 FIRST = 240  # papers per side in the first load
 UNTIL_MERGE = list(STAGES)[: list(STAGES).index("merge") + 1]
@@ -78,8 +77,8 @@ def test_incremental_alignment_equals_a_full_run(loads, spark):
     cfg_inc, _ = loads["incremental"]
     cfg_full, _ = loads["full"]
     inc, full = _paths(cfg_inc, "load-2"), _paths(cfg_full, "all")
-    got = current_alignment(spark, inc.alignment).select("id_a", "id_b", "type")
-    want = current_alignment(spark, full.alignment).select("id_a", "id_b", "type")
+    got = current_links(spark.read.format("delta").load(str(inc.alignment))).select("id_a", "id_b", "type")
+    want = current_links(spark.read.format("delta").load(str(full.alignment))).select("id_a", "id_b", "type")
     assert sorted(got.collect()) == sorted(want.collect()) != []
     # and the same scores on the same candidate pairs
     a = spark.read.parquet(str(inc.scores)).select("id_a", "id_b", "type", "score")

@@ -16,6 +16,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from pipeline import merge
+from pipeline.unified import read_merged
 from pipeline.config import load_config
 from pipeline.schema import Paths
 from pipeline.stage import StageContext, run_stage
@@ -67,7 +68,7 @@ def test_merge_killed_mid_write_leaves_committed_tables_and_reruns_cleanly(dblp_
     conf = tmp_path / "conf.yaml"
     conf.write_text(yaml.safe_dump(raw))
     copy = Paths(warehouse.resolve(), paths.run_id)
-    before = snapshot(merge.read_merged(spark, copy.delta))
+    before = snapshot(read_merged(spark, copy.delta))
     merges_logged = spark.read.format("delta").load(str(copy.merge_log)).count()
     versions = {name: DeltaTable.forPath(spark, str(getattr(copy, name))).history(1).first()["version"]
                 for name in ("alignment", "unified_nodes", "unified_edges")}
@@ -85,11 +86,11 @@ def test_merge_killed_mid_write_leaves_committed_tables_and_reruns_cleanly(dblp_
     # alignment was merged before the kill, but the merge log, written last, still names the old
     # versions: a reader of the last completed merge sees the tables exactly as they were
     assert spark.read.format("delta").load(str(copy.merge_log)).count() == merges_logged
-    assert snapshot(merge.read_merged(spark, copy.delta)) == before
+    assert snapshot(read_merged(spark, copy.delta)) == before
 
     summary = run_stage("merge", merge.run, StageContext(spark, load_config(conf), copy))
     assert summary["threshold"] == 0.05
-    after = merge.read_merged(spark, copy.delta, paths.run_id)
+    after = read_merged(spark, copy.delta, paths.run_id)
     alignment, nodes = after["alignment"], after["unified_nodes"]
     open_links = alignment.where("closed_in_run IS NULL")
     for keys, df in ((["id_a", "id_b", "type"], alignment), (["uid"], nodes),

@@ -11,9 +11,9 @@ import torch
 
 from model import checkpoint
 from model.config import ModelConfig
-from model.evaluate import average_precision, best_f1, recall_at_precision
-from model.features import anchored_features, map_matrix_file, write_matrix_file
 from model.infer import score_table
+from model.level0 import anchored_features, map_matrix_file, write_matrix_file
+from model.metrics import average_precision, best_f1, recall_at_precision
 from model.network import CGMuAlign
 from model.shards import PairBatch
 
@@ -101,7 +101,7 @@ def test_the_matrix_file_maps_the_parquet_features_and_follows_a_rewrite(tmp_pat
 
 
 def test_feature_file_is_streamed_from_sorted_parts_and_checks_the_node_order(tmp_path):
-    from model.features import feature_blocks, write_feature_file
+    from model.level0 import feature_blocks, write_feature_file
 
     values = np.random.default_rng(1).normal(size=(7, 3)).astype(np.float32)
     parts = tmp_path / "parts"
@@ -215,7 +215,7 @@ def test_ranking_figures_count_missed_links():
 
 
 def test_training_is_deterministic():
-    from model.train import fit
+    from model.fit import fit
 
     torch.manual_seed(3)
     feats = torch.randn(40, DIM)

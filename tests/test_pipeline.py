@@ -9,7 +9,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from model.features import feature_blocks
+from model.level0 import feature_blocks
 from pipeline import merge
 from pipeline.runner import run_pipeline
 from pipeline.schema import Paths
@@ -104,8 +104,9 @@ def test_bootstrapped_profiles_take_matched_pairs_as_seed_links(profiled_run, sp
     """collective.bootstrap_profiles: with the train links alone the remade matrix is the
     features stage's; with the test links added as anchors (as a perfect collective round would
     add them) only the anchor_profile block changes, and the test links' two ends move closer."""
-    from model.features import write_matrix_file
-    from pipeline.features import ProfileBootstrap, seed_anchor_pairs
+    from model.level0 import write_matrix_file
+    from pipeline.anchor_profile import ProfileBootstrap
+    from pipeline.anchors import seed_anchor_pairs
 
     profiled, run = profiled_run
     ctx = StageContext(spark, profiled, run)
@@ -257,7 +258,7 @@ def test_each_encoder_has_a_name_cache_of_its_own_and_puts_matches_close(dblp_ru
     import numpy as np
     import pandas as pd
 
-    from model.features import STATIC_TABLE, StaticEncoder, load_feature_matrix, static_token_table
+    from model.level0 import STATIC_TABLE, StaticEncoder, load_feature_matrix, static_token_table
 
     cfg, paths, _ = dblp_run
     assert cfg.features.encoder == "static" and STATIC_TABLE.is_file()

@@ -20,6 +20,7 @@ from model import checkpoint
 from model.config import ModelConfig
 from model.explain import Neighbour, explain_row
 from model.infer import score_table
+from model.metrics import at_threshold, pr_curve
 from model.network import CGMuAlign
 from pipeline import report
 
@@ -52,17 +53,17 @@ def test_threshold_point_lies_on_the_pr_curve_and_counts_lost_links():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.2])
     labels = np.array([True, True, False, True, False, False])
     # 5 gold links, of which blocking lost one and the model ranks one low: recall is end to end
-    precision, recall, cuts = report.pr_curve(scores, labels, n_pos=5)
+    precision, recall, cuts = pr_curve(scores, labels, n_gold=5)
     assert np.allclose(precision, [1, 1, 2 / 3, 3 / 4, 3 / 5, 3 / 6])
     assert np.allclose(recall, [0.2, 0.4, 0.4, 0.6, 0.6, 0.6])
-    p, r = report.threshold_point(scores, labels, 5, threshold=0.6)
+    p, r = at_threshold(scores, labels, 5, threshold=0.6)[:2]
     assert (p, r) == (0.75, 0.6)
     assert (p, r) == (precision[cuts == 0.6][0], recall[cuts == 0.6][0])
-    assert report.threshold_point(scores, labels, 5, threshold=0.95) == (1.0, 0.0)  # nothing called
+    assert at_threshold(scores, labels, 5, threshold=0.95) == (0.0, 0.0, 0.0)  # nothing called
 
 
 def test_pr_curve_cuts_only_between_distinct_scores():
-    precision, recall, cuts = report.pr_curve(np.array([0.5, 0.5, 0.4]), np.array([True, False, True]), 2)
+    precision, recall, cuts = pr_curve(np.array([0.5, 0.5, 0.4]), np.array([True, False, True]), 2)
     assert list(cuts) == [0.5, 0.4] and np.allclose(precision, [0.5, 2 / 3]) and np.allclose(recall, [0.5, 1])
 
 

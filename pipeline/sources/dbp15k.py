@@ -12,31 +12,25 @@ Gold: the links after a seeded shuffle: ``train_fraction`` of them for training 
 from __future__ import annotations
 
 import json
-import numpy as np
+from typing import TYPE_CHECKING
+
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.config import DatasetConfig
 from pipeline.schema import GOLD, KG_A, KG_B
 from pipeline.sources import SourceTables, require_files
+from pipeline.splits import split_by_permutation
+
+if TYPE_CHECKING:  # the config imports the adapters to check their options
+    from pipeline.config import DatasetConfig
 
 FILES = ["ent_ids_1", "ent_ids_2", "triples_1", "triples_2", "ref_ent_ids", "translated_ent_name.json"]
 
 
 def _tsv(spark: SparkSession, path, schema: str):
     return spark.read.csv(str(path), sep="\t", schema=schema, mode="FAILFAST")
-
-
-def split_links(links: pd.DataFrame, ds: DatasetConfig) -> pd.DataFrame:
-    order = np.random.default_rng(ds.seed).permutation(len(links))
-    n_train = int(round(len(links) * ds.train_fraction))
-    n_valid = int(round(n_train * ds.valid_fraction_of_train))
-    split = np.full(len(links), "test", dtype=object)
-    split[order[: n_train - n_valid]] = "train"
-    split[order[n_train - n_valid : n_train]] = "valid"
-    return links.assign(split=split)
 
 
 class Options(BaseModel):
@@ -66,5 +60,5 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
         nodes = part if nodes is None else nodes.unionByName(part)
         edges = trip if edges is None else edges.unionByName(trip)
     links = pd.read_csv(folder / "ref_ent_ids", sep="\t", header=None, names=["id_a", "id_b"], dtype=str)
-    gold = split_links(links, ds).assign(type="entity")[["id_a", "id_b", "type", "split"]]
+    gold = split_by_permutation(links, ds).assign(type="entity")[["id_a", "id_b", "type", "split"]]
     return SourceTables(nodes, edges.distinct(), spark.createDataFrame(gold, schema=GOLD))

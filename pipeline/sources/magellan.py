@@ -55,20 +55,24 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipeline.config import DatasetConfig
 from pipeline.schema import KG_A, KG_B
+from pipeline.settings import Settings
 from pipeline.sources import SourceTables, require_files
 from pipeline.sources.csvfile import CORRUPT, ROW, read_header, read_rows
+from pipeline.splits import SPLITS
+from pipeline.text import name_key
 
-SPLITS = ("train", "valid", "test")
+if TYPE_CHECKING:  # the config imports the adapters to check their options
+    from pipeline.config import DatasetConfig
+
 _NAME = r"^[a-z][a-z0-9_]*$"
 # one malformed input: the file, "row" (CSV data row) or "line" (pair file line), and what
 _PROBLEM = T.StructType([
@@ -79,11 +83,7 @@ _PROBLEM = T.StructType([
 ])
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Linked(_Strict):
+class Linked(Settings):
     """A column whose values become nodes of their own type, linked from the row by ``rel``."""
 
     column: str
@@ -105,7 +105,7 @@ class Linked(_Strict):
         return v
 
 
-class Tables(_Strict):
+class Tables(Settings):
     """The two id-level tables, in ``dataset.path``."""
 
     a: str = "tableA.csv"
@@ -113,7 +113,7 @@ class Tables(_Strict):
     id_column: str = "id"
 
 
-class Splits(_Strict):
+class Splits(Settings):
     """The labelled pairs: one file per split."""
 
     # ids: CSV ltable_id,rtable_id,label (DeepMatcher); ditto: Ditto's serialised pair lines
@@ -135,7 +135,7 @@ class Splits(_Strict):
         return getattr(self, split) or f"{split}.{'csv' if self.format == 'ids' else 'txt'}"
 
 
-class Options(_Strict):
+class Options(Settings):
     entity_type: str = Field(pattern=_NAME)
     name_column: str
     linked: list[Linked] = []
@@ -177,10 +177,6 @@ class Options(_Strict):
 
 def _empty_map() -> Column:
     return F.create_map().cast("map<string,string>")
-
-
-def _norm(col: Column) -> Column:
-    return F.lower(F.trim(F.regexp_replace(col, r"\s+", " ")))
 
 
 def _strip(col: Column) -> Column:
@@ -372,7 +368,7 @@ def _graph(rows: DataFrame, kg: str, o: Options) -> tuple[DataFrame, DataFrame]:
     if links is None:
         spark = rows.sparkSession
         return nodes, spark.createDataFrame([], "kg STRING, src STRING, rel STRING, dst STRING")
-    links = links.withColumn("dst", F.concat_ws("/", "type", _norm(F.col("name"))))
+    links = links.withColumn("dst", F.concat_ws("/", "type", name_key(F.col("name"))))
     others = (
         links.groupBy("kg", F.col("dst").alias("id"), "type").agg(F.min("name").alias("name"))
         .withColumn("attrs", _empty_map())

@@ -37,17 +37,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.config import DatasetConfig
 from pipeline.schema import GOLD, KG_A, KG_B
 from pipeline.sources import SourceTables, require_files
-from pipeline.sources.dbp15k import split_links
+from pipeline.splits import split_by_permutation
+
+if TYPE_CHECKING:  # the config imports the adapters to check their options
+    from pipeline.config import DatasetConfig
 
 LINK_FILES = ["train_links", "valid_links", "test_links"]
 LAYOUTS = {
@@ -106,12 +108,12 @@ def uri_name(uri: Column) -> Column:
 def _gold(links: dict[str, pd.DataFrame], ds: DatasetConfig, options: Options) -> pd.DataFrame:
     """links: split name -> (id_a, id_b); "train" and "test" always, "valid" where shipped."""
     if options.split == "seeded":
-        gold = split_links(pd.concat(list(links.values()), ignore_index=True), ds)
+        gold = split_by_permutation(pd.concat(list(links.values()), ignore_index=True), ds)
     elif "valid" in links:
         gold = pd.concat([df.assign(split=s) for s, df in links.items()], ignore_index=True)
     else:
         # the shipped train links, valid carved off them (every one kept: train_fraction 1)
-        train = split_links(links["train"], ds.model_copy(update={"train_fraction": 1.0}))
+        train = split_by_permutation(links["train"], ds.model_copy(update={"train_fraction": 1.0}))
         gold = pd.concat([train, links["test"].assign(split="test")], ignore_index=True)
     return gold.assign(type="entity")[["id_a", "id_b", "type", "split"]]
 

@@ -21,16 +21,19 @@ run and on any number of machines.
 from __future__ import annotations
 
 import codecs
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.config import DatasetConfig
 from pipeline.schema import EDGES, GOLD, NODES
 from pipeline.sources import SourceTables, rejected_rows
 from pipeline.sources.csvfile import CORRUPT, ROW, check_encoding, read_header, read_rows, require_columns
+from pipeline.splits import split_by_hash
+
+if TYPE_CHECKING:  # the config imports the adapters to check their options
+    from pipeline.config import DatasetConfig
 
 TABLES = {"nodes": NODES, "edges": EDGES, "gold": GOLD}
 OPTIONAL = {"attrs", "split"}
@@ -103,19 +106,11 @@ def read_csv_table(spark: SparkSession, folder, name: str, options: Options) -> 
     return good.select(*TABLES[name].fieldNames(), ROW), bad
 
 
-def assign_splits(gold: DataFrame, ds: DatasetConfig) -> DataFrame:
-    """Gold links without a split get one from a seeded hash of (id_a, id_b)."""
-    u = F.pmod(F.xxhash64("id_a", "id_b", F.lit(ds.seed)), F.lit(1_000_000)) / 1_000_000.0
-    n_valid = ds.train_fraction * ds.valid_fraction_of_train
-    hashed = F.when(u < n_valid, "valid").when(u < ds.train_fraction, "train").otherwise("test")
-    return gold.withColumn("split", F.coalesce(F.col("split"), hashed))
-
-
 def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTables:
     if options.file_format == "parquet":
         nodes, edges, gold = (read_parquet_table(spark, ds.path, name) for name in TABLES)
-        return SourceTables(nodes, edges, assign_splits(gold, ds))
+        return SourceTables(nodes, edges, split_by_hash(gold, ds))
     (nodes, bad_nodes), (edges, bad_edges), (gold, bad_gold) = (
         read_csv_table(spark, ds.path, name, options) for name in TABLES)
-    return SourceTables(nodes, edges, assign_splits(gold, ds),
+    return SourceTables(nodes, edges, split_by_hash(gold, ds),
                         rejected=bad_nodes.unionByName(bad_edges).unionByName(bad_gold))

@@ -1,9 +1,9 @@
-"""Fit CG-MuAlign with the paper's margin ranking loss (MODEL.md §8).
+"""Fit CG-MuAlign with the paper's margin ranking loss (model/README.md §4).
 
 Rows come in groups: one labelled positive pair and its negatives (hard ones from the
 blocking candidates, random ones of the same type). For a positive (a, b) a negative is
 (a, b') or (a', b), and each negative pair is encoded conditioned on its own partner, so the
-positive's partner never leaks into a negative (MODEL.md §11.10).
+positive's partner never leaks into a negative (model/README.md §4).
 Loss = mean over negatives of max(0, d(a, b) - d(neg) + margin).
 The few scalars that weigh the distance's parts (model/network.py ``mixing_parameters``) get
 their own, larger learning rate ``mixing_lr``.
@@ -22,8 +22,8 @@ import pyarrow as pa
 import torch
 
 from model.config import ModelConfig
-from model.evaluate import best_f1
 from model.infer import score_table
+from model.metrics import best_f1
 from model.network import CGMuAlign
 from model.shards import PairBatch
 
@@ -51,7 +51,7 @@ def margin_loss(distance: torch.Tensor, group: torch.Tensor, label: torch.Tensor
 
     pointwise: also pull positives inside distance 1 and push negatives that have no positive
     in their group (a benchmark's labelled negatives that share no entity with a positive)
-    beyond 1 + margin, as the reference code's second loss term does (MODEL.md §8).
+    beyond 1 + margin, as the reference code's second loss term does (model/README.md §4).
     """
     is_pos = label == 1
     pos_of_group = torch.full((int(group.max()) + 1,), float("nan"), dtype=distance.dtype)

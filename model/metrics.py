@@ -49,3 +49,30 @@ def recall_at_precision(
     last = np.r_[s[1:] != s[:-1], True]
     ok = last & (tp / k >= precision)
     return float(tp[ok].max() / n_gold) if ok.any() else 0.0
+
+
+def pr_curve(scores: np.ndarray, labels: np.ndarray, n_gold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, score) at each cut between distinct scores, best score first."""
+    s, tp, k = _ranked(np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool))
+    last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, dtype=bool)
+    return (tp / k)[last], (tp / max(n_gold, 1))[last], s[last]
+
+
+def precision_recall_f1(true_positives: int, predicted: int, n_gold: int) -> tuple[float, float, float]:
+    """(precision, recall, F1) of ``predicted`` calls of which ``true_positives`` are right,
+    against ``n_gold`` true pairs; 0 where a ratio has nothing to count."""
+    precision = true_positives / predicted if predicted else 0.0
+    recall = true_positives / n_gold if n_gold else 0.0
+    return float(precision), float(recall), f1_score(precision, recall)
+
+
+def f1_score(precision: float, recall: float) -> float:
+    """The harmonic mean of precision and recall (0 where both are 0)."""
+    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+
+
+def at_threshold(scores: np.ndarray, labels: np.ndarray, n_gold: int, threshold: float) -> tuple[float, float, float]:
+    """(precision, recall, F1) when every pair scoring at or above ``threshold`` is called a match."""
+    called = np.asarray(scores, dtype=float) >= threshold
+    true_positives = int((called & np.asarray(labels, dtype=bool)).sum())
+    return precision_recall_f1(true_positives, int(called.sum()), n_gold)
