@@ -1,5 +1,5 @@
 # make demo  - set up if needed, then the whole pipeline on the bundled DBLP-ACM data
-# make test  - set up if needed, then the test suite
+# make test  - set up if needed (Debian's chromium included), then the test suite
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -8,12 +8,13 @@ AIRFLOW_VENV    := .venv-airflow
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW_SPARK   := 6.3.4
 
-.PHONY: demo test setup static-encoder airflow-setup jars bench bench-setup dist clean
+.PHONY: demo test setup static-encoder airflow-setup chromium jars bench bench-setup dist clean
 
 demo: setup
 	./spark-submit.sh pipeline conf/dblp_acm.yaml
 
-test: setup airflow-setup
+# chromium first: a machine that cannot have it stops before minutes of set-up
+test: chromium setup airflow-setup
 	$(PY) -m pytest -q --durations=20 tests
 
 setup: $(VENV)/.installed jars/.fetched static-encoder
@@ -21,7 +22,7 @@ setup: $(VENV)/.installed jars/.fetched static-encoder
 # the static name encoder's word-piece table (features.encoder: static), distilled once per
 # machine from the bundled MiniLM weights into ~/.cache/kgmerge (about a minute on 2 cores)
 static-encoder: $(VENV)/.installed
-	@$(PY) -c "from model.features import STATIC_TABLE, static_token_table; \
+	@$(PY) -c "from model.level0 import STATIC_TABLE, static_token_table; \
 	    STATIC_TABLE.is_file() or print('distilling the static name encoder into', STATIC_TABLE); static_token_table()"
 
 # pip keeps its wheel cache (~/.cache/pip), so a rebuilt venv reinstalls torch in seconds.
@@ -41,6 +42,21 @@ $(AIRFLOW_VENV)/.installed: Makefile
 	$(AIRFLOW_VENV)/bin/python -m pip install 'apache-airflow==$(AIRFLOW_VERSION)' \
 	    'apache-airflow-providers-apache-spark==$(AIRFLOW_SPARK)'
 	touch $@
+
+# tests/test_report.py renders the run report in headless Chromium, Debian's `chromium` package:
+# installed with apt-get when missing, as root or through sudo without a password; else this stops
+# with the command to run. (.ci/run relies on this.)
+CHROMIUM_HINT := install Debian's chromium package, e.g. 'sudo apt-get install chromium', then rerun make test
+chromium:
+	@command -v chromium >/dev/null || { \
+	    echo "tests/test_report.py needs headless Chromium (Debian's chromium package), and chromium is not on PATH"; \
+	    command -v apt-get >/dev/null || { echo "no apt-get here: $(CHROMIUM_HINT) (or your system's Chromium as 'chromium' on PATH)"; exit 1; }; \
+	    if [ "$$(id -u)" = 0 ]; then sudo=; \
+	    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=sudo; \
+	    else echo "not root and no password-less sudo: $(CHROMIUM_HINT)"; exit 1; fi; \
+	    echo "installing it: $${sudo:+sudo }apt-get update && $${sudo:+sudo }apt-get install -y chromium"; \
+	    $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	        || { echo "apt-get could not install chromium: $(CHROMIUM_HINT)"; exit 1; }; }
 
 jars: jars/.fetched
 jars/.fetched: pom.xml

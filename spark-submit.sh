@@ -10,12 +10,19 @@
 #   ./spark-submit.sh --master spark://host:7077 --packages io.delta:delta-spark_4.2_2.13:4.4.0 \
 #       --conf spark.executor.resource.gpu.amount=1 score conf/dblp_acm.yaml --run-id nightly
 # With --packages or --jars given, jars/ is not added.
+#
+# Spark's own log lines are off below WARN (conf/log4j2.properties, given to the driver and the
+# executors as spark.{driver,executor}.defaultJavaOptions; your --driver-java-options add to it).
+# The stage lines, training progress and errors with their stack traces stay. Spark's logs back on:
+#   KGMERGE_SPARK_LOG=INFO ./spark-submit.sh pipeline conf/dblp_acm.yaml     (or DEBUG, ...)
+# or your own log4j2 file:
+#   ./spark-submit.sh --driver-java-options "-Dlog4j2.configurationFile=my-log4j2.properties" ...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 stages=" ingest features block extract train score merge evaluate pipeline "
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" || $# -eq 0 ]]; then
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'  # the comment block above
   exit 0
 fi
 
@@ -27,6 +34,7 @@ done
 stage="$1"; shift
 
 has() { local o; for o in "${spark_opts[@]+"${spark_opts[@]}"}"; do [[ "$o" == "$1" || "$o" == "$1="* ]] && return 0; done; return 1; }
+has_conf() { local o; for o in "${spark_opts[@]+"${spark_opts[@]}"}"; do [[ "$o" == "$1="* || "$o" == "--conf=$1="* ]] && return 0; done; return 1; }
 has --master || spark_opts+=(--master "local[*]")
 if ! has --packages && ! has --jars; then
   jars=$(ls "$here"/jars/*.jar 2>/dev/null | paste -sd, -)
@@ -34,6 +42,11 @@ if ! has --packages && ! has --jars; then
   spark_opts+=(--jars "$jars")
 fi
 has --driver-memory || spark_opts+=(--driver-memory 4g)
+# quoted for Spark's option parser (a path with spaces); as pipeline/spark.py's get_spark
+log4j2="'-Dlog4j2.configurationFile=$here/conf/log4j2.properties'"
+for side in driver executor; do
+  has_conf "spark.$side.defaultJavaOptions" || spark_opts+=(--conf "spark.$side.defaultJavaOptions=$log4j2")
+done
 
 python="$here/.venv/bin/python"
 [[ -x "$python" ]] || python="$(command -v python3)"

@@ -1,10 +1,14 @@
 """The one SparkSession: Delta extensions, the jars from jars/, sensible local defaults.
 
-Under spark-submit (``./spark-submit.sh``) the master and jars come from the command line and
-are left alone; in tests, benchmarks and notebooks this module sets them.
+Under spark-submit (``./spark-submit.sh``) the master, jars and Java options come from the command
+line and are left alone; in tests, benchmarks and notebooks this module sets them.
+
+Spark's own log output is WARN by default (conf/log4j2.properties, which says how to turn it back
+on: ``KGMERGE_SPARK_LOG=INFO``); the product's ``kgmerge`` log lines are not Spark's and stay.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +19,14 @@ from pipeline.config import SparkConfig
 
 REPO = Path(__file__).resolve().parents[1]
 JARS_DIR = Path(os.environ.get("KGMERGE_JARS", REPO / "jars"))
+LOG4J2_CONF = REPO / "conf" / "log4j2.properties"
+SPARK_LOG_ENV = "KGMERGE_SPARK_LOG"  # Spark's log level (log4j's names), default WARN
+
+
+def log4j2_java_options() -> str:
+    """The JVM option that points log4j2 at conf/log4j2.properties (quoted for Spark's option
+    parser, so a path with spaces survives). spark-submit.sh passes the same."""
+    return f"'-Dlog4j2.configurationFile={LOG4J2_CONF}'"
 
 
 def local_jars() -> list[str]:
@@ -47,7 +59,17 @@ def get_spark(conf: SparkConfig | None = None, app_name: str = "kgmerge") -> Spa
             builder.master(conf.master)
             .config("spark.jars", ",".join(local_jars()))
             .config("spark.driver.memory", conf.driver_memory)
+            # Spark's logging quiet from the JVM's first line on; "default" options come before
+            # spark.{driver,executor}.extraJavaOptions, which stay the user's
+            .config("spark.driver.defaultJavaOptions", log4j2_java_options())
+            .config("spark.executor.defaultJavaOptions", log4j2_java_options())
         )
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    if spark.sparkContext._jvm.java.lang.System.getProperty("log4j2.configurationFile") is None:
+        # started without a log4j2 file (a plain spark-submit, the Airflow DAG): Spark's default
+        # profile logs INFO; from here on at least, WARN (or $KGMERGE_SPARK_LOG)
+        spark.sparkContext.setLogLevel(os.environ.get(SPARK_LOG_ENV, "WARN").upper())
+    if SPARK_LOG_ENV not in os.environ and logging.getLogger("py4j").level == logging.NOTSET:
+        # py4j's INFO lines (e.g. "Closing down clientserver connection" at exit) are Spark's too
+        logging.getLogger("py4j").setLevel(logging.WARNING)
     return spark
