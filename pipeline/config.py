@@ -94,10 +94,18 @@ class FeaturesConfig(Settings):
 
 
 class BlockConfig(Settings):
-    # names: character-n-gram TF-IDF of the names; anchors: shared seed-linked neighbours, for
-    # graphs without names (pipeline/block.py)
-    method: Literal["names", "anchors"] = "names"
+    # a key of pipeline/blocking METHODS: names, character-n-gram TF-IDF of the names;
+    # anchors, shared seed-linked neighbours, for graphs without names
+    method: str = "names"
     max_anchor_degree: int = Field(500, ge=1, description="anchors: skip neighbours of higher degree")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        from pipeline.blocking import method
+
+        method(v)  # unknown: a ValueError that names the methods there are
+        return v
     # Candidates kept per entity, from each side, per node type ("default" for the rest).
     top_k: dict[str, int] = {"default": 10}
     # The terms of the TF-IDF name representation: character n-grams (robust to typos), words

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from pipeline import blocking
 from pipeline.config import PipelineConfig
 from pipeline.schema import EDGES, GOLD, KG_A, KG_B, LABELLED, NODES
 from pipeline.sources import SourceTables, rejected_rows
@@ -154,7 +155,7 @@ def check_config_types(config: PipelineConfig, types: set[str]) -> None:
 
 
 def check(tables: SourceTables, config: PipelineConfig) -> Checked:
-    nodes, bad_nodes = check_nodes(tables.nodes, need_names=config.block.method == "names")
+    nodes, bad_nodes = check_nodes(tables.nodes, need_names=blocking.method(config.block.method).NEEDS_NAMES)
     nodes = nodes.select(*NODES.fieldNames()).cache()
     edges, bad_edges = check_edges(tables.edges, nodes)
     gold, bad_gold = check_gold(tables.gold, nodes)

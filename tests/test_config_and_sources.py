@@ -25,6 +25,11 @@ def test_unknown_key_and_bad_value_are_refused(tmp_path):
                        f"warehouse: w\nfeatures: {features}\n")
         with pytest.raises(ConfigError, match="lexical: true"):
             load_config(bad)
+    # a blocking method is checked against the registry of methods (pipeline/blocking)
+    bad.write_text("dataset: {name: x, format: magellan, path: data, options: {entity_type: paper, name_column: title}}\n"
+                   "warehouse: w\nblock: {method: soundex}\n")
+    with pytest.raises(ConfigError, match="block.method 'soundex'; use one of names, anchors"):
+        load_config(bad)
 
 
 def test_dblp_acm_ingest_builds_the_demo_graph(spark, tmp_path):

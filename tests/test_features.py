@@ -7,7 +7,7 @@ import pytest
 
 from pyspark.sql import functions as F
 
-from pipeline.block import anchor_sims
+from pipeline.blocking.seed_links import anchor_sims
 from pipeline.evidence import code_conflict, lexical_similarity
 from pipeline.features import identifier_codes, identity_vector, lexical_terms, lexical_text, parse_number
 
@@ -108,7 +108,8 @@ def test_graph_proposals_pair_the_neighbours_of_confidently_matched_pairs(spark)
     only the graph proposes them, and only under the same relation and direction: the authors
     of p and q, not p's author with q's venue, nor the authors of the unsure pair r/s. A node
     with more neighbours by a relation than graph_max_degree proposes none by it."""
-    from pipeline.block import graph_proposals, pair_cosine
+    from pipeline.blocking.graph import graph_proposals
+    from pipeline.blocking.names import pair_cosine
     from pipeline.config import BlockConfig
 
     nodes = spark.createDataFrame(
@@ -145,7 +146,7 @@ def test_graph_proposals_pair_the_neighbours_of_confidently_matched_pairs(spark)
 
 def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(spark):
     """block.unit words, max_postings and prefix (the settings for large graphs)."""
-    from pipeline.block import ngram_weights, top_k_pairs, without_crowded_grams
+    from pipeline.blocking.names import ngram_weights, top_k_pairs, without_crowded_grams
     from pipeline.config import BlockConfig
 
     titles = ["graph alignment of knowledge bases", "deep graph networks", "graph queries over streams",
@@ -175,7 +176,7 @@ def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(s
 
 
 def test_posting_limit_is_the_largest_size_within_the_budget():
-    from pipeline.block import posting_limit
+    from pipeline.blocking.names import posting_limit
 
     rows_by_size = [(3, 90), (1, 10), (2, 40)]  # (size, rows), in any order
     assert posting_limit(rows_by_size, 50) == 2  # 10 + 40 rows fit; the size-3 terms' 90 do not
@@ -187,7 +188,7 @@ def test_posting_limit_is_the_largest_size_within_the_budget():
 def test_pair_budget_drops_the_most_crowded_words_first(spark):
     """block.max_pairs_per_name bounds the whole join: the words most names share go first,
     the rare words that tell the names apart stay, and the best partners do not change."""
-    from pipeline.block import ngram_weights, top_k_pairs, within_pair_budget
+    from pipeline.blocking.names import ngram_weights, top_k_pairs, within_pair_budget
     from pipeline.config import BlockConfig
 
     # "of" and "data" in all six names of a side (36 rows each), "graph" in four (16), each
@@ -209,7 +210,7 @@ def test_pair_budget_drops_the_most_crowded_words_first(spark):
 def test_word_pairs_find_names_whose_every_word_is_crowded(spark):
     """On a large graph every common word is held by more names than max_postings and dropped;
     block.unit word_pairs still joins names through their adjacent word pairs."""
-    from pipeline.block import ngram_weights, top_k_pairs
+    from pipeline.blocking.names import ngram_weights, top_k_pairs
     from pipeline.config import BlockConfig
 
     titles = ["alpha beta gamma", "beta gamma alpha", "gamma alpha beta", "alpha gamma beta"]
@@ -250,7 +251,7 @@ def test_dense_index_numbers_rows_in_order_without_gaps(spark):
 def test_nearest_names_takes_each_names_best_partners_from_both_sides():
     """block.vector_top_k: a's rows find their nearest b rows and b's rows theirs; a pair found
     from both sides comes once, with its cosine (vectors need not be unit length)."""
-    from pipeline.block import nearest_names
+    from pipeline.blocking.vectors import nearest_names
 
     vec_a = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], np.float32)
     vec_b = np.array([[3.0, 0.1], [0.1, 1.0], [-1.0, 0.0], [-1.0, -0.1]], np.float32)

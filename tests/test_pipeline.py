@@ -33,13 +33,13 @@ def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
     """block.vector_top_k on the slice's features: every A and B name gets its nearest partners
     of its own type by MiniLM cosine, the gold paper links are among them, and the union with the
     TF-IDF candidates keeps each pair once; a type above vector_max_products is refused."""
-    from pipeline.block import vector_candidates, with_vector_candidates
+    from pipeline.blocking.vectors import vector_candidates, with_vector_candidates
 
     cfg, paths, _ = dblp_run
     vector_cfg = cfg.model_copy(update={"block": cfg.block.model_copy(update={"vector_top_k": 2})})
     nodes = spark.read.parquet(str(paths.nodes))
     counts = {(r["kg"], r["type"]): r["count"] for r in nodes.groupBy("kg", "type").count().collect()}
-    by_vector = vector_candidates(StageContext(spark, vector_cfg, paths)).cache()
+    by_vector = vector_candidates(spark, paths, vector_cfg.block).cache()
     per_name = by_vector.groupBy("type", "id_a").count()
     assert per_name.count() == sum(n for (kg, _), n in counts.items() if kg == "A")  # every A name
     assert by_vector.select("type", "id_b").distinct().count() == sum(n for (kg, _), n in counts.items() if kg == "B")
@@ -52,7 +52,7 @@ def test_name_vector_blocking_adds_each_names_nearest_partners(dblp_run, spark):
     assert union.count() == union.select("id_a", "id_b").distinct().count() >= tfidf.count()
     small = cfg.model_copy(update={"block": cfg.block.model_copy(update={"vector_top_k": 2, "vector_max_products": 10})})
     with pytest.raises(ValueError, match="vector_max_products"):
-        vector_candidates(StageContext(spark, small, paths))
+        vector_candidates(spark, paths, small.block)
 
 
 @pytest.fixture(scope="module")
@@ -76,28 +76,27 @@ def profiled_run(dblp_run, spark):
 def test_anchor_profiles_block_nodes_by_where_the_seed_links_lie(dblp_run, profiled_run, spark):
     """features.anchor_hops: the level-0 file gains the anchor_profile block, and blocking on it
     alone (no names) finds most test links among each node's few nearest profiles."""
-    from pipeline.block import vector_candidates
+    from pipeline.blocking.vectors import vector_candidates
 
     cfg, paths, _ = dblp_run
     profiled, run = profiled_run
     assert feature_blocks(run.node_features)[-1] == ("anchor_profile", 64)
     assert not run.node_features.with_name("anchor_profiles.parquet").exists()  # staged, then removed
-    by_profile = vector_candidates(StageContext(spark, profiled, run))
+    by_profile = vector_candidates(spark, run, profiled.block)
     test = spark.read.parquet(str(run.gold)).where("split = 'test'")
     found = test.join(by_profile, ["id_a", "id_b", "type"]).count()
     assert found >= 0.8 * test.count(), (found, test.count())  # 45 of 50 when written
     # both blocks, each on its own: every pair either finds, a pair both find once
     both_blocks = profiled.model_copy(update={
         "block": profiled.block.model_copy(update={"vector_blocks": ["name", "anchor_profile"]})})
-    by_name = vector_candidates(StageContext(spark, profiled.model_copy(update={
-        "block": profiled.block.model_copy(update={"vector_blocks": ["name"]})}), run))
-    by_both = vector_candidates(StageContext(spark, both_blocks, run)).toPandas()
+    by_name = vector_candidates(spark, run, profiled.block.model_copy(update={"vector_blocks": ["name"]}))
+    by_both = vector_candidates(spark, run, both_blocks.block).toPandas()
     keys = ["id_a", "id_b", "type"]
     assert not by_both.duplicated(keys).any()
     assert set(map(tuple, by_both[keys].to_numpy())) == set(
         map(tuple, pd.concat([by_profile.toPandas(), by_name.toPandas()])[keys].to_numpy()))
     with pytest.raises(ValueError, match="anchor_hops"):
-        vector_candidates(StageContext(spark, cfg.model_copy(update={"block": profiled.block}), paths))
+        vector_candidates(spark, paths, profiled.block)
 
 
 def test_bootstrapped_profiles_take_matched_pairs_as_seed_links(profiled_run, spark):
