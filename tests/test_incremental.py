@@ -58,7 +58,7 @@ def loads(spark, tmp_path_factory):
     load1 = first_load(full, tmp / "load1")
     # warehouse 1: the first load trained and merged, then the second load incrementally
     cfg1 = _config(tmp / "first", load1)
-    first = run_pipeline(cfg1, "load-1", UNTIL_MERGE, spark=spark)
+    first = run_pipeline(cfg1, "load-1", list(STAGES), spark=spark)
     cfg2 = _config(tmp / "first", full)  # same warehouse, all the data
     incremental = run_pipeline(cfg2, "load-2", UNTIL_MERGE, spark=spark, incremental=True)
     # warehouse 2: all the data at once, scored by the first load's model
@@ -123,6 +123,21 @@ def test_uids_of_unchanged_entities_stay_and_moved_links_are_closed(loads, spark
     assert {r["closed_in_run"] for r in closed.collect()} <= {"load-2"}
     assert closed.where("run_id != 'load-1'").count() == 0
     assert links.groupBy("id_a", "id_b", "type").count().where("count > 1").count() == 0
+
+
+def test_evaluate_reads_its_own_runs_merge_after_another_run_merged(loads, spark):
+    """Rerunning evaluate for load-1 after load-2 merged into the same warehouse scores load-1's
+    links (as its merge left them), not the links the shared alignment table holds now."""
+    cfg, first = loads["first"]
+    paths = _paths(cfg, "load-1")
+    key = ["id_a", "id_b", "type"]
+    then = current_links(read_merged(spark, paths.delta, "load-1")["alignment"]).select(*key).collect()
+    now = current_links(spark.read.format("delta").load(str(paths.alignment))).select(*key).collect()
+    assert sorted(then) != sorted(now)  # load-2 changed the shared table
+    again = run_pipeline(cfg, "load-1", ["evaluate"], spark=spark)["evaluate"]["metrics"]
+    before = first["evaluate"]["metrics"]
+    figures = ("precision", "recall", "f1", "aligned_touching_test", "hits_at_1")
+    assert {k: again[k] for k in figures} == {k: before[k] for k in figures}
 
 
 def test_incremental_needs_a_finished_run(spark, tmp_path):
