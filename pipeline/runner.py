@@ -73,7 +73,7 @@ def run_pipeline(config: PipelineConfig, run_id: str, stages: list[str], spark=N
         if base_run == run_id:
             raise ValueError(f"run {run_id!r} cannot build on itself: give the new load its own --run-id")
         base = Paths(paths.warehouse, base_run)
-        if not (base.model_dir / "config.json").is_file():
+        if not base.model_config.is_file():
             raise FileNotFoundError(f"base run {base_run!r} has no trained model in {base.model_dir}")
         log.info("run %s builds on run %s (%s)", run_id, base_run,
                  "incremental: reusing its model and unchanged scores" if incremental else "reusing its model")
