@@ -59,6 +59,8 @@ class RelationProjection(nn.Module):
         bases first): num_bases times fewer operations than projecting every row on every
         basis, which is what the scorer spends its time on."""
         flat_x, flat_rel = x.reshape(-1, x.shape[-1]), rel.reshape(-1)
+        if not len(flat_rel):  # no neighbour in the batch (a graph without edges)
+            return x.new_zeros(*x.shape[:-1], self.out_dim)
         rels, counts = torch.unique(flat_rel, return_counts=True)
         if len(rels) > self.MAX_GROUPED:
             out = (self.coef(flat_rel).unsqueeze(-1) * self.project_bases(flat_x)).sum(-2)

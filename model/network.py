@@ -51,11 +51,14 @@ class CGMuAlign(nn.Module):
     def __init__(self, config: ModelConfig, in_dim: int, num_relations: int):
         super().__init__()
         self.config, self.in_dim, self.num_relations = config, in_dim, num_relations
-        self.layer1 = RelationalMeanConv(in_dim, config.hidden, num_relations, config.num_bases)
+        # a graph without edges has no relation: one placeholder keeps every shape valid (no
+        # neighbour ever reads it; the model then compares level-0 features and pair evidence)
+        self.relation_slots = max(num_relations, 1)
+        self.layer1 = RelationalMeanConv(in_dim, config.hidden, self.relation_slots, config.num_bases)
         self.layer2 = CollectiveAgg(
             config.hidden,
             config.hidden,
-            num_relations,
+            self.relation_slots,
             config.num_bases,
             cross_attention=config.cross_attention,
             self_attention=config.self_attention,
@@ -86,7 +89,7 @@ class CGMuAlign(nn.Module):
             self.graph_weight = nn.Parameter(torch.full((), -2.0))
         if config.neighbour_match:
             # one non-negative weight per relation, softplus(-1) = 0.31 at the start
-            self.neighbour_match_weight = nn.Parameter(torch.full((num_relations,), -1.0))
+            self.neighbour_match_weight = nn.Parameter(torch.full((self.relation_slots,), -1.0))
 
     def mixing_parameters(self) -> list[nn.Parameter]:
         """The few scalars that weigh the distance's parts (graph, level-0 parts, lexical,
@@ -111,7 +114,7 @@ class CGMuAlign(nn.Module):
         if not self.config.relation_aware:
             rel = torch.zeros_like(rel)
         conv = self.layer1
-        num_rel = self.num_relations
+        num_rel = self.relation_slots
         # once per distinct (centre, relation): a centre is in several pairs of a batch
         distinct, first, inverse = _unique_first(centre[pair] * num_rel + rel)
         node_rel = distinct % num_rel
@@ -131,7 +134,7 @@ class CGMuAlign(nn.Module):
         so h_j and its projection run once per distinct (node, relation); only slots whose
         message the own-centre correction changed (``corrected``: flat slots and their new
         message) get their own."""
-        num_rel = self.num_relations
+        num_rel = self.relation_slots
         key = (hop1 * num_rel + rel).reshape(-1)
         distinct, inverse = torch.unique(key, return_inverse=True)
         node = distinct // num_rel

@@ -16,6 +16,7 @@ wherever it appears, so hop 2 of a centre is the samples of its hop-1 nodes.
 from __future__ import annotations
 
 import json
+import logging
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -25,6 +26,7 @@ from pipeline.evidence import pair_rows, read_pair_evidence
 from pipeline.schema import NEIGHBOURHOOD
 from pipeline.stage import StageContext, StageResult
 
+log = logging.getLogger("kgmerge")
 _HASH_RANGE = float(2**52)
 
 
@@ -38,7 +40,8 @@ def directed_edges(edges: DataFrame, index: DataFrame, relations: dict[str, int]
     ``edge_key`` hashes the edge's source ids (kg, src, rel, dst, direction), not the node ids,
     which shift when nodes arrive: the sampler draws from it, so a node whose edges did not
     change keeps its sample from one load to the next (incremental runs rely on that)."""
-    rel_ids = F.create_map(*[x for name, i in relations.items() for x in (F.lit(name), F.lit(i))])
+    rel_ids = (F.create_map(*[x for name, i in relations.items() for x in (F.lit(name), F.lit(i))])
+               if relations else F.create_map().cast("map<string,int>"))  # a graph without edges
     ids = index.select("kg", "id", "nid", "type")
     e = (
         edges.join(ids.withColumnRenamed("id", "src").withColumnRenamed("nid", "s")
@@ -145,12 +148,17 @@ def run(ctx: StageContext) -> StageResult:
          .write.mode("overwrite").parquet(str(paths.labelled_shards)))
 
     n_hoods = hoods.count()
+    graph = ("none: no edges, the model compares level-0 features and pair evidence" if not relations
+             else f"{len(relations)} relations")
+    if not relations:
+        log.warning("extract: the graphs have no edges; every neighbourhood is empty and the model compares "
+                    "level-0 features and pair evidence only")
     sizes = hoods.select(F.size("hop1").alias("h1"), F.size("hop2").alias("h2")).agg(
         F.mean("h1"), F.max("h1"), F.mean("h2"), F.max("h2")).first()
     return StageResult(
         rows_in=cands.count(),
         rows_out=spark.read.parquet(str(paths.shards)).count(),
-        details={"neighbourhoods": n_hoods, "relations": len(relations) * 2,
+        details={"neighbourhoods": n_hoods, "relations": len(relations) * 2, "graph": graph,
                  "hop1_mean": round(sizes[0] or 0, 2), "hop1_max": sizes[1],
                  "hop2_mean": round(sizes[2] or 0, 2), "hop2_max": sizes[3]},
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -38,6 +39,8 @@ from pipeline.config import TrainConfig
 from pipeline.evidence import evidence_switches, pair_rows, read_pair_evidence
 from pipeline.pairs import touching
 from pipeline.stage import StageContext, StageResult
+
+log = logging.getLogger("kgmerge")
 
 
 def hard_negatives(pos: DataFrame, cands: DataFrame, k: int) -> DataFrame:
@@ -199,6 +202,14 @@ def run(ctx: StageContext) -> StageResult:
         n_valid_gold = int((valid_rows.column("label").to_numpy() == 1).sum())
     else:  # every valid link, including those blocking lost
         n_valid_gold = valid_links(spark.read.parquet(str(paths.gold)), cfg.train).count()
+    chosen_on = "valid"
+    if n_valid_gold == 0:
+        # a few labels, none of them valid: the threshold and the best epoch can only be chosen on
+        # the train pairs, in sample (optimistic, but a run that aligns nothing helps no one)
+        log.warning("train: no valid link to choose the threshold and the epoch on; choosing them on the train "
+                    "pairs instead. Give more links, or a larger dataset.valid_fraction_of_train")
+        valid_rows, chosen_on = train_rows, "train (no valid links)"
+        n_valid_gold = int((train_rows.column("label").to_numpy() == 1).sum())
     relations = json.loads(paths.relations.read_text())
     features = map_matrix_file(write_matrix_file(paths.node_features, paths.node_feature_matrix))
     blocks = feature_blocks(paths.node_features)
@@ -224,6 +235,7 @@ def run(ctx: StageContext) -> StageResult:
         rows_in=table.num_rows, rows_out=1,
         details={"positives": n_pos, "train_rows": train_rows.num_rows, "valid_rows": valid_rows.num_rows,
                  "valid_f1": round(result.valid_f1, 4), "threshold": round(result.threshold, 4),
+                 "threshold_chosen_on": chosen_on,
                  "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version,
                  "seed_anchors": len(seeds)},
     )

@@ -10,6 +10,9 @@ ends of a seeded sample of labelled pairs (positives and negatives) of each spli
 products of each side, with every labelled pair and gold link whose both ends are kept.
 Fodors-Zagats (Ditto pair files, no tables): a seeded sample of pair lines of each split, then
 every line whose left and right records are both among the sampled lines' records.
+Flat products: the Walmart-Amazon slice as two flat record tables in the ``tables`` CSV format
+with no edges at all (brand, model number, category and price as plain attributes) and its gold
+links without a split: a user's two product tables.
 """
 from __future__ import annotations
 
@@ -148,6 +151,22 @@ def fodors_zagats(src: Path, dst: Path, per_split=(("train", 30, 120), ("valid",
         (dst / f"{s}.txt").write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
 
 
+def flat_products(src: Path, dst: Path):
+    """From the walmart_amazon_small slice (src), not from ../shared: nodes.csv, an edges.csv with
+    its header only, gold.csv without splits."""
+    dst.mkdir(parents=True, exist_ok=True)
+    sides = []
+    for kg, table in (("A", "tableA.csv"), ("B", "tableB.csv")):
+        t = pd.read_csv(src / table, dtype=str)
+        sides.append(pd.DataFrame({"kg": kg, "id": t["id"], "type": "product", "name": t["title"],
+                                   "brand": t["brand"], "modelno": t["modelno"], "category": t["category"],
+                                   "price": t["price"]}))
+    pd.concat(sides).to_csv(dst / "nodes.csv", index=False)
+    (dst / "edges.csv").write_text("kg,src,rel,dst\n")
+    gold = pd.read_csv(src / "matches.csv", dtype=str)
+    pd.DataFrame({"id_a": gold.ltable_id, "id_b": gold.rtable_id, "type": "product"}).to_csv(dst / "gold.csv", index=False)
+
+
 if __name__ == "__main__":
     data = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data"
     dblp_acm(data / "magellan-deepmatcher" / "Structured" / "DBLP-ACM", HERE / "dblp_acm_small")
@@ -155,3 +174,4 @@ if __name__ == "__main__":
     srprs(data / "srprs-15k" / "fr_en", HERE / "srprs_fr_en_small")
     walmart_amazon(data / "magellan-deepmatcher" / "Structured" / "Walmart-Amazon", HERE / "walmart_amazon_small")
     fodors_zagats(data / "ditto-er-magellan" / "Structured" / "Fodors-Zagats", HERE / "fodors_zagats_small")
+    flat_products(HERE / "walmart_amazon_small", HERE / "flat_products_small")
