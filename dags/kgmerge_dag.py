@@ -4,9 +4,10 @@
 
 Each task does what ``./spark-submit.sh <stage> <config> --run-id ID`` does: it submits
 ``jobs/<stage>.py <config> --run-id ID`` with the jars of the repo's ``jars/`` folder (or
-``--packages``), ``spark.ui.showConsoleProgress=false``, PYTHONPATH = the repo root, the repo's
-``.venv`` Python and spark-submit when they exist, and it runs from the repo root (relative paths in
-a config are read from there). The DAG needs only Airflow and apache-airflow-providers-apache-spark
+``--packages``), ``spark.ui.showConsoleProgress=false``, Spark's logs at WARN
+(conf/log4j2.properties), PYTHONPATH = the repo root, the repo's ``.venv`` Python and
+spark-submit when they exist, and it runs from the repo root (relative paths in a config are
+read from there). The DAG needs only Airflow and apache-airflow-providers-apache-spark
 to parse: nothing of kgmerge, pyspark or torch is imported here (``make airflow-setup``).
 
 Run id: every task of one DAG run gets ``--run-id`` = that DAG run's ``run_id`` made folder-safe
@@ -155,7 +156,11 @@ with DAG(
             ],
             jars="{{ '' if params.spark_packages else kgmerge_jars(params.kgmerge_home) }}",
             packages="{{ params.spark_packages }}",
-            conf={"spark.ui.showConsoleProgress": "false"},
+            # Spark's own logs at WARN, as spark-submit.sh sets them (conf/log4j2.properties says
+            # how to turn them back on); the stage lines stay
+            conf={"spark.ui.showConsoleProgress": "false",
+                  "spark.driver.defaultJavaOptions": f"-Dlog4j2.configurationFile={HOME}/conf/log4j2.properties",
+                  "spark.executor.defaultJavaOptions": f"-Dlog4j2.configurationFile={HOME}/conf/log4j2.properties"},
             driver_memory=DRIVER_MEMORY,
             env_vars={
                 "PYTHONPATH": HOME,

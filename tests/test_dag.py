@@ -156,7 +156,9 @@ def test_tasks_render_to_the_stage_jobs_with_one_run_id(probe):
         assert app == REPO / "jobs" / f"{stage}.py" and app.is_file(), r["application"]
         config = REPO / "conf" / "dblp_acm.yaml"
         assert r["application_args"] == [str(config), "--run-id", SAFE_RUN_ID], stage
-        assert r["conf"] == {"spark.ui.showConsoleProgress": "false"}
+        log4j = f"-Dlog4j2.configurationFile={REPO}/conf/log4j2.properties"
+        assert r["conf"] == {"spark.ui.showConsoleProgress": "false", "spark.driver.defaultJavaOptions": log4j,
+                             "spark.executor.defaultJavaOptions": log4j}
         assert r["env_vars"]["PYTHONPATH"] == str(REPO)
         assert r["packages"] == ""
         if jars:  # jars/ is fetched by `make jars` (part of `make setup`)
