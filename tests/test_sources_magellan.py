@@ -131,22 +131,41 @@ def data_rows(path) -> int:
         return sum(1 for _ in csv.reader(fh)) - 1
 
 
-def test_malformed_rows_name_file_row_and_field(spark, tmp_path):
+def test_files_that_disagree_stop_with_file_row_and_field(spark, tmp_path):
     folder = copy_slice(tmp_path)
-    with open(folder / "tableA.csv", "a", encoding="utf-8") as fh:
-        fh.write("99999,a title with too few fields\n")
     with open(folder / "train.csv", "a", encoding="utf-8") as fh:
         fh.write("1186,16092,yes\n")
     with open(folder / "valid.csv", "a", encoding="utf-8") as fh:
         fh.write("1186,424242,0\n")
     # data rows (after the header); the appended rows are the last of their files
-    n_a, n_train, n_valid = (data_rows(folder / f) for f in ("tableA.csv", "train.csv", "valid.csv"))
+    n_train, n_valid = (data_rows(folder / f) for f in ("train.csv", "valid.csv"))
     with pytest.raises(ValueError) as err:
         read(spark, tmp_path, folder, conf_options("walmart_amazon"))
     msg = str(err.value)
-    assert f"tableA.csv row {n_a}: malformed CSV record" in msg
     assert f"train.csv row {n_train}: field 'label' is 'yes', expected 0 or 1" in msg
     assert f"valid.csv row {n_valid}: field 'rtable_id': 424242 is no id of" in msg
+
+
+def test_a_malformed_record_is_rejected_and_the_run_goes_on(spark, tmp_path):
+    """The one CSV policy (as the tables adapter): a malformed record goes to the rejected table
+    with its file and row; a labelled pair pointing at it is rejected with it."""
+    folder = copy_slice(tmp_path)
+    with open(folder / "tableA.csv", encoding="utf-8") as fh:
+        first_id = list(csv.reader(fh))[1][0]
+    with open(folder / "tableA.csv", "a", encoding="utf-8") as fh:
+        fh.write("99999,a title with too few fields\n")
+    with open(folder / "valid.csv", "a", encoding="utf-8") as fh:
+        fh.write("99999,16092,0\n")
+    n_a = data_rows(folder / "tableA.csv")
+    details, paths = ingested(spark, tmp_path / "run", "walmart_malformed", folder, conf_options("walmart_amazon"))
+    rejected = spark.read.format("delta").load(str(paths.rejected)).collect()
+    malformed = [r for r in rejected if r["reason"].startswith("malformed record")]
+    assert [(r["source"], r["row"]) for r in malformed] == [("tableA.csv", n_a)]
+    assert "99999,a title with too few fields" in malformed[0]["record"]
+    assert any(r["source"] == "labelled" and "99999" in r["record"] for r in rejected)
+    nodes = spark.read.parquet(str(paths.nodes))
+    assert nodes.where("id = 'product/99999'").count() == 0
+    assert nodes.where(f"id = 'product/{first_id}'").count() == 1  # the rest is read
 
 
 def test_unknown_or_inconsistent_options_are_refused_at_config_load(tmp_path):

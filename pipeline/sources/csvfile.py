@@ -3,7 +3,9 @@ its encoding, its header checked against the delimiter, and each data row number
 the header) so that a message can name the row.
 
 Malformed records (wrong number of fields, broken quoting) are not dropped: they come back with
-``_corrupt`` set to the raw record, for the caller to reject or to stop on.
+``_corrupt`` set to the raw record. The policy, the same for every adapter: ``split_malformed``
+rejects them (ingest's ``rejected`` table: file, row, record, why) and the run goes on without
+them; whatever pointed at a rejected record is rejected by ingest's checks in turn.
 """
 from __future__ import annotations
 
@@ -90,3 +92,16 @@ def read_rows(spark: SparkSession, path: Path, header: list[str], delimiter: str
     # cached: Spark refuses a query over the corrupt-record column alone on the raw file, and
     # the rows are read several times (counts, checks, the write)
     return df.cache()
+
+
+def split_malformed(rows: DataFrame, path: Path, header: list[str], delimiter: str = ",",
+                    source: str | None = None) -> tuple[DataFrame, DataFrame]:
+    """``read_rows``'s rows -> (the well-formed rows, without ``_corrupt``; the malformed ones as
+    REJECTED_INPUT rows, ``source`` naming the table, the file's name by default)."""
+    from pipeline.sources import rejected_rows
+
+    malformed = rows.where(F.col(CORRUPT).isNotNull())
+    reason = (f"malformed record: {path.name} row is not {len(header)} fields ({delimiter.join(header)}) "
+              "or broken quoting")
+    rejected = rejected_rows(malformed, source or path.name, F.col(CORRUPT), reason)
+    return rows.where(F.col(CORRUPT).isNull()).drop(CORRUPT), rejected

@@ -43,17 +43,21 @@ blocking and end-to-end evaluation over the full tables are impossible for it: a
 measures a graph in which every B entity is a labelled one. Fodors-Zagats' ``class`` column is
 the match id (a positive pair always shares it, a negative never): keep it out of ``attributes``.
 
-Malformed input stops the read with the file, the row (data rows counted from 1 after the
-header; lines of a pair file from 1) and the field: a CSV record with the wrong number of fields,
-an empty id, a label other than 0/1, an id that is no row of its table, a duplicate row id, a
-labelled positive absent from ``matches``, a Ditto record that maps to no row or several. A
-missing file or column is reported before any Spark work.
+A malformed CSV record (the wrong number of fields, broken quoting) is rejected into ingest's
+``rejected`` table with its file and row, and the run goes on without it, as in every adapter
+(``csvfile.split_malformed``); a pair or link that points at it is rejected in turn by ingest's
+checks. Files that disagree stop the read with the file, the row (data rows counted from 1 after
+the header; lines of a pair file from 1) and the field: an empty id, a label other than 0/1, an
+id that is no row of its table, a duplicate row id, a labelled positive absent from ``matches``,
+a Ditto record that maps to no row or several. A missing file or column is reported before any
+Spark work.
 """
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -66,7 +70,7 @@ from pyspark.sql import types as T
 from pipeline.schema import KG_A, KG_B
 from pipeline.settings import Settings
 from pipeline.sources import SourceTables, require_files
-from pipeline.sources.csvfile import CORRUPT, ROW, read_header, read_rows
+from pipeline.sources.csvfile import CORRUPT, ROW, read_header, read_rows, split_malformed
 from pipeline.splits import SPLITS
 from pipeline.text import name_key
 
@@ -74,13 +78,6 @@ if TYPE_CHECKING:  # the config imports the adapters to check their options
     from pipeline.config import DatasetConfig
 
 _NAME = r"^[a-z][a-z0-9_]*$"
-# one malformed input: the file, "row" (CSV data row) or "line" (pair file line), and what
-_PROBLEM = T.StructType([
-    T.StructField("file", T.StringType()),
-    T.StructField("unit", T.StringType()),
-    T.StructField("row", T.LongType()),
-    T.StructField("problem", T.StringType()),
-])
 
 
 class Linked(Settings):
@@ -196,31 +193,36 @@ class _Frame:
     df: DataFrame
     header: list[str]
     label: str  # file name for messages
+    parsed: DataFrame  # df and the malformed rows (their fields as far as they parsed)
 
     def col(self, name: str) -> Column:
         return F.col(f"c{self.header.index(name)}")
 
 
-def _open_csv(spark: SparkSession, path: Path, need: dict[str, str], problems: list[DataFrame]) -> _Frame:
+class _Problems(list):
+    """What the checks found: the list holds what stops the run (``_raise_problems``: a benchmark
+    whose files disagree); ``rejected`` the malformed records, rejected into ingest's rejected
+    table while the run goes on (csvfile.split_malformed, the same policy as every adapter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected: list[DataFrame] = []
+
+
+def _open_csv(spark: SparkSession, path: Path, need: dict[str, str], problems: _Problems) -> _Frame:
     """Reads a CSV with a header (``csvfile.read_rows``: parsed once, cached); missing columns
-    fail here, malformed rows go to ``problems``."""
+    fail here, malformed rows go to ``problems.rejected``."""
     header = read_header(path)
     _require_columns(header, need, str(path))
-    # typed by the header's own names (Spark checks them), then renamed by position
-    df = read_rows(spark, path, header).toDF(*[f"c{i}" for i in range(len(header))], CORRUPT, ROW)
-    df.count()  # parsed now, once: the checks below then read the cached rows, not the file
-    bad = df.where(F.col(CORRUPT).isNotNull()).select(
-        F.lit(str(path)).alias("file"), F.lit("row"), ROW,
-        F.concat(
-            F.lit(f"malformed CSV record (wrong number of fields or broken quoting; expected {len(header)}: "
-                  f"{','.join(header)}): "),
-            F.substring(F.regexp_replace(F.col(CORRUPT), r"\s+$", ""), 1, 300),
-        ),
-    )
-    problems.append(bad.toDF(*_PROBLEM.fieldNames()))
-    # read() raises on any problem before it returns, so the frames need no filter on the
-    # corrupt column
-    return _Frame(df.drop(CORRUPT), header, str(path))
+    rows = read_rows(spark, path, header)
+    rows.count()  # parsed now, once: the checks below then read the cached rows, not the file
+    good, rejected = split_malformed(rows, path, header)
+    problems.rejected.append(rejected)
+    # typed by the header's own names (Spark checks them), then renamed by position; ``parsed``
+    # keeps the malformed rows' ids too, so that what points at them is rejected with them
+    # (ingest's checks) rather than taken for an unknown id
+    rename = [f"c{i}" for i in range(len(header))]
+    return _Frame(good.toDF(*rename, ROW), header, str(path), rows.drop(CORRUPT).toDF(*rename, ROW))
 
 
 def _problem(df: DataFrame, file: str, cond: Column, text: Column) -> DataFrame:
@@ -326,7 +328,8 @@ def _side_frame(spark: SparkSession, side: _DittoSide, label: str) -> _Frame:
          T.StructField("_row", T.LongType())]
         + [T.StructField(f"c{i}", T.StringType()) for i in range(n)]
     )
-    return _Frame(spark.createDataFrame(rows, schema), list(side.header), label)
+    df = spark.createDataFrame(rows, schema)
+    return _Frame(df, list(side.header), label, df)
 
 
 def _require_columns(header, need: dict[str, str], label: str) -> None:
@@ -410,7 +413,7 @@ def _unknown_ids(pairs: DataFrame, file: str, tables: dict[str, _Frame], o: Opti
     """pairs: lid, rid, _row -> problems for ids that are no row of their table."""
     out = []
     for side, field, kg in (("lid", "ltable_id", KG_A), ("rid", "rtable_id", KG_B)):
-        known = tables[kg].df.select(tables[kg].col(o.tables.id_column).alias(side))
+        known = tables[kg].parsed.select(tables[kg].col(o.tables.id_column).alias(side))
         missing = pairs.where(F.col(side).isNotNull()).join(known, side, "left_anti")
         out.append(_problem(
             missing, file, F.lit(True),
@@ -501,7 +504,7 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
     if o.tables is not None:
         require_files(folder, [o.tables.a, o.tables.b] + ([o.matches] if o.matches else []))
     require_files(pair_folder, [o.splits.file(s) for s in SPLITS])
-    problems: list[DataFrame] = []
+    problems = _Problems()
 
     if o.splits.format == "ids":
         tables = _id_tables(spark, folder, o, problems)
@@ -547,4 +550,5 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
         F.concat(F.lit(f"{t}/"), "lid").alias("id_a"), F.concat(F.lit(f"{t}/"), "rid").alias("id_b"),
         F.lit(t).alias("type"), "label", "split",
     )
-    return SourceTables(nodes_a.unionByName(nodes_b), edges_a.unionByName(edges_b), gold, labelled)
+    rejected = reduce(DataFrame.unionByName, problems.rejected) if problems.rejected else None
+    return SourceTables(nodes_a.unionByName(nodes_b), edges_a.unionByName(edges_b), gold, labelled, rejected)

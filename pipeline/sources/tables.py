@@ -28,8 +28,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.schema import EDGES, GOLD, NODES
-from pipeline.sources import SourceTables, rejected_rows
-from pipeline.sources.csvfile import CORRUPT, ROW, check_encoding, read_header, read_rows, require_columns
+from pipeline.sources import SourceTables
+from pipeline.sources.csvfile import ROW, check_encoding, read_header, read_rows, require_columns, split_malformed
 from pipeline.splits import split_by_hash
 
 if TYPE_CHECKING:  # the config imports the adapters to check their options
@@ -91,11 +91,7 @@ def read_csv_table(spark: SparkSession, folder, name: str, options: Options) -> 
     header = read_header(path, options.delimiter, options.encoding)
     require_columns(path, header, _needed(name))
     df = read_rows(spark, path, header, options.delimiter, options.encoding)
-    malformed = df.where(F.col(CORRUPT).isNotNull())
-    bad = rejected_rows(malformed, name, F.col(CORRUPT),
-                        f"malformed record: {path.name} row is not {len(header)} fields "
-                        f"({options.delimiter.join(header)}) or broken quoting")
-    good = df.where(F.col(CORRUPT).isNull())
+    good, bad = split_malformed(df, path, header, options.delimiter, source=name)
     if name == "nodes":
         extra = [c for c in header if c not in TABLES["nodes"].fieldNames()]
         pairs = [x for c in extra for x in (F.lit(c), F.col(f"`{c}`"))]
