@@ -189,6 +189,18 @@ class TrainConfig(Settings):
     # likewise for the valid links whose candidate pairs are scored after every epoch to pick
     # the threshold: at most this many (a seeded sample), so each epoch's check stops growing too
     max_valid_links: int | None = Field(None, ge=1)
+    # Where the links the model learns from come from. gold: the gold links of split train (and
+    # valid, to choose the threshold on). none: no labels are read; the run bootstraps its own
+    # (pseudo-links): candidate pairs that are each other's best by every cheap signal (the
+    # blocking similarity, and the lexical cosine where features.lexical is on), at least
+    # pseudo_min_sim, with no other candidate of either end within pseudo_margin, and no
+    # identifier-code conflict. pseudo_valid_fraction of them (a seeded hash) choose the
+    # threshold and the epoch; the rest train and seed the collective rounds, which add their
+    # confident matches as usual. Gold links, where any, are then only for evaluation.
+    labels: Literal["gold", "none"] = "gold"
+    pseudo_min_sim: float = Field(0.5, gt=0, le=1)
+    pseudo_margin: float = Field(0.1, ge=0, lt=1)
+    pseudo_valid_fraction: float = Field(0.2, gt=0, lt=1)
     # torch threads for the fit. The batches are small (a few hundred pairs of 10x10 blocks):
     # one thread is as fast as two on this 2-core machine, and two threads slow down up to 18x
     # whenever another process holds a core (measured: 10 batches 0.94 s vs 17.1 s).
@@ -243,6 +255,18 @@ class PipelineConfig(Settings):
     score: ScoreConfig = ScoreConfig()
     collective: CollectiveConfig = CollectiveConfig()
     merge: MergeConfig = MergeConfig()
+
+    @model_validator(mode="after")
+    def _labels_none_reads_no_gold(self) -> "PipelineConfig":
+        if self.train.labels == "none":
+            uses_gold = {"block.method 'anchors'": self.block.method == "anchors",
+                         "features.anchor_hops": self.features.anchor_hops > 0,
+                         "collective.anchor_precision": self.collective.anchor_precision is not None}
+            used = [name for name, on in uses_gold.items() if on]
+            if used:
+                raise ValueError(f"train.labels 'none' reads no gold link, but {', '.join(used)} read the gold "
+                                 "train or valid links: turn them off, or give labels (train.labels: gold)")
+        return self
 
     @field_validator("model", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         labelled_shards                         extract       Parquet, PAIR_SHARD + label, split (labelled pairs)
         anchors/round=<k>.parquet               train, score  (nid_a, nid_b) aligned before round k+1
         train_pairs                             train         Parquet, PAIR_SHARD + TRAIN_EXTRA
+        pseudo_links                            train         Parquet, GOLD (train.labels: none)
         model/{weights.safetensors,config.json} train
         scores                                  score         Parquet, SCORE (last round)
         score_rounds/round=<k>                  score         Parquet, SCORE (earlier rounds)
@@ -220,7 +221,7 @@ STAGE_OUTPUTS = {
     "features": ["node_index", "node_features", "lexical_terms", "record_codes"],
     "block": ["candidates", "blocking_report"],
     "extract": ["relations", "neighbourhoods", "shards", "labelled_shards"],
-    "train": ["train_pairs", "model_dir"],
+    "train": ["train_pairs", "pseudo_links", "model_dir"],
     "score": ["node_feature_matrix", "scores", "labelled_scores"],
     "merge": [],
     "evaluate": ["metrics"],
@@ -336,6 +337,11 @@ class Paths:
     @property
     def train_pairs(self) -> Path:
         return self.run / "train_pairs"
+
+    @property
+    def pseudo_links(self) -> Path:
+        """train.labels none: the links the run bootstrapped (GOLD's columns, split train/valid)."""
+        return self.run / "pseudo_links"
 
     @property
     def model_dir(self) -> Path:

@@ -36,8 +36,8 @@ from model.fit import fit
 from model.level0 import anchored_features, feature_blocks, map_matrix_file, write_matrix_file
 from pipeline.anchors import seed_anchor_pairs, write_anchors
 from pipeline.config import TrainConfig
-from pipeline.evidence import evidence_switches, pair_rows, read_pair_evidence
-from pipeline.pairs import touching
+from pipeline.evidence import SPARK_EVIDENCE, evidence_switches, pair_rows, read_pair_evidence
+from pipeline.pairs import mutual_best, touching
 from pipeline.stage import StageContext, StageResult
 
 log = logging.getLogger("kgmerge")
@@ -123,10 +123,68 @@ def valid_links(gold: DataFrame, cfg: TrainConfig) -> DataFrame:
     return seeded_sample(valid, cfg.max_valid_links, cfg.seed).select("id_a", "id_b", "type")
 
 
-def build_rows(ctx: StageContext) -> DataFrame:
+def pseudo_links(cands: DataFrame, evidence: DataFrame | None, cfg: TrainConfig) -> DataFrame:
+    """train.labels none: (id_a, id_b, type, split) for the candidate pairs unambiguous by every
+    cheap signal. A pair's ``agreement`` is its blocking similarity, averaged with its lexical
+    cosine where ``evidence`` (id_a, id_b, type, lex_sim, code_conflict) has one; a pseudo-link
+    is mutual best by it, at least ``pseudo_min_sim``, with every other candidate of either end
+    at least ``pseudo_margin`` lower, and no identifier-code conflict. A seeded hash puts
+    ``pseudo_valid_fraction`` of them in valid, the rest in train."""
+    scored = cands.select("id_a", "id_b", "type", F.col("sim").alias("agreement"))
+    if evidence is not None:
+        scored = (scored.join(evidence, ["id_a", "id_b", "type"], "left")
+                  .where(F.coalesce("code_conflict", F.lit(0.0)) == 0)
+                  .withColumn("agreement", (F.col("agreement") + F.coalesce("lex_sim", "agreement")) / 2))
+    second = {}
+    for end, other in (("id_a", "id_b"), ("id_b", "id_a")):
+        ranked = F.row_number().over(Window.partitionBy("type", end).orderBy(F.desc("agreement"), other))
+        second[end] = (scored.withColumn("_rank", ranked).where(F.col("_rank") == 2)
+                       .select("type", end, F.col("agreement").alias(f"second_{end}")))
+    best = mutual_best(scored, "agreement", cfg.pseudo_min_sim)
+    for end in ("id_a", "id_b"):
+        best = best.join(second[end], ["type", end], "left")
+    clear = ((F.col("agreement") - F.coalesce("second_id_a", F.lit(0.0)) >= cfg.pseudo_margin)
+             & (F.col("agreement") - F.coalesce("second_id_b", F.lit(0.0)) >= cfg.pseudo_margin))
+    u = F.pmod(F.xxhash64("id_a", "id_b", F.lit(cfg.seed)), F.lit(1_000_000)) / 1_000_000.0
+    return best.where(clear).select("id_a", "id_b", "type", F.when(u < cfg.pseudo_valid_fraction, "valid")
+                                    .otherwise("train").alias("split"))
+
+
+def training_links(ctx: StageContext) -> DataFrame:
+    """The links the model learns from (id_a, id_b, type, split): the gold links, or with
+    train.labels none the run's pseudo-links (written to ``Paths.pseudo_links``)."""
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
-    gold = spark.read.parquet(str(paths.gold))
-    labelled = spark.read.parquet(str(paths.labelled)) if paths.labelled.exists() else None
+    if cfg.labels == "gold":
+        return spark.read.parquet(str(paths.gold))
+    evidence_columns = [e.column for e in SPARK_EVIDENCE]
+    evidence = (spark.read.parquet(str(paths.shards)).select("id_a", "id_b", "type", *evidence_columns)
+                if paths.lexical_terms.exists() or paths.record_codes.exists() else None)
+    links = pseudo_links(spark.read.parquet(str(paths.candidates)), evidence, cfg)
+    links.write.mode("overwrite").parquet(str(paths.pseudo_links))
+    return spark.read.parquet(str(paths.pseudo_links))
+
+
+def pseudo_link_figures(ctx: StageContext, links: DataFrame) -> dict:
+    """How many pseudo-links the run used and, where gold links exist, how many are right."""
+    counts = {r["split"]: r["count"] for r in links.groupBy("split").count().collect()}
+    figures = {"pseudo_links": sum(counts.values()), "pseudo_valid": counts.get("valid", 0)}
+    gold = ctx.spark.read.parquet(str(ctx.paths.gold))
+    if not gold.isEmpty():
+        right = links.join(gold.select("id_a", "id_b", "type"), ["id_a", "id_b", "type"], "left_semi").count()
+        figures["pseudo_links_right"] = right
+        figures["pseudo_precision"] = round(right / figures["pseudo_links"], 4) if figures["pseudo_links"] else None
+    log.info("train: %d pseudo-links bootstrapped (%d to choose the threshold on)%s", figures["pseudo_links"],
+             figures["pseudo_valid"], f", {figures['pseudo_links_right']} of them gold links"
+             if "pseudo_links_right" in figures else "")
+    return figures
+
+
+def build_rows(ctx: StageContext, gold: DataFrame) -> DataFrame:
+    """The train and valid pair-shard rows from ``gold`` (``training_links``)."""
+    spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
+    # the benchmark's own labelled pairs are labels too: not read without labels
+    labelled = (spark.read.parquet(str(paths.labelled))
+                if paths.labelled.exists() and cfg.labels == "gold" else None)
     cands = spark.read.parquet(str(paths.candidates))
     index = spark.read.parquet(str(paths.node_index))
     hoods = spark.read.parquet(str(paths.neighbourhoods))
@@ -137,7 +195,11 @@ def build_rows(ctx: StageContext) -> DataFrame:
         "id_a", "id_b", "type", F.xxhash64("id_a", "id_b").alias("group"))
     pos_pd = pos.toPandas()
     if pos_pd.empty:
-        raise ValueError("no gold links with split 'train': the train stage needs labelled pairs")
+        raise ValueError("no gold links with split 'train': the train stage needs labelled pairs"
+                         if cfg.labels == "gold" else
+                         f"train.labels none found no pseudo-link (no candidate pair is its ends' best by "
+                         f"{cfg.pseudo_margin} or more at similarity >= {cfg.pseudo_min_sim}): lower "
+                         "train.pseudo_min_sim or train.pseudo_margin, or give labels")
     pool = index.join(hoods.select("nid"), "nid").select("kg", "id", "type")
     rand = random_negatives(pos_pd, pool.toPandas(), cfg.random_negatives, cfg.seed)
     negatives = hard_negatives(pos, cands, cfg.hard_negatives).unionByName(
@@ -166,10 +228,12 @@ def build_rows(ctx: StageContext) -> DataFrame:
     return spark.read.parquet(str(paths.train_pairs))
 
 
-def write_seed_anchors(ctx: StageContext) -> pd.DataFrame:
-    """The train links as (nid_a, nid_b), the anchors of the first collective round."""
+def write_seed_anchors(ctx: StageContext, links: DataFrame | None = None) -> pd.DataFrame:
+    """The train links (``training_links``) as (nid_a, nid_b), the anchors of the first
+    collective round."""
     spark, paths = ctx.spark, ctx.paths
-    seeds = seed_anchor_pairs(spark.read.parquet(str(paths.gold)), spark.read.parquet(str(paths.node_index)))
+    links = training_links(ctx) if links is None else links
+    seeds = seed_anchor_pairs(links, spark.read.parquet(str(paths.node_index)))
     if not ctx.config.collective.enabled:
         seeds = seeds.iloc[:0]
     write_anchors(seeds, paths.anchors(0))
@@ -193,15 +257,16 @@ def adopt_model(ctx: StageContext) -> StageResult:
 def run(ctx: StageContext) -> StageResult:
     if ctx.base is not None:
         return adopt_model(ctx)
-    spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
-    rows = build_rows(ctx)
+    paths, cfg = ctx.paths, ctx.config
+    links = training_links(ctx)
+    rows = build_rows(ctx, links)
     table = rows.toArrow().sort_by([("split", "ascending"), ("id_a", "ascending"), ("id_b", "ascending")])
     split = table.column("split").to_numpy(zero_copy_only=False)
     train_rows, valid_rows = table.filter(split == "train"), table.filter(split == "valid")
-    if paths.labelled.exists():  # the benchmark's valid pairs are all there is to find
+    if paths.labelled.exists() and cfg.train.labels == "gold":  # its valid pairs are all there is to find
         n_valid_gold = int((valid_rows.column("label").to_numpy() == 1).sum())
     else:  # every valid link, including those blocking lost
-        n_valid_gold = valid_links(spark.read.parquet(str(paths.gold)), cfg.train).count()
+        n_valid_gold = valid_links(links, cfg.train).count()
     chosen_on = "valid"
     if n_valid_gold == 0:
         # a few labels, none of them valid: the threshold and the best epoch can only be chosen on
@@ -216,7 +281,7 @@ def run(ctx: StageContext) -> StageResult:
     model_config = dataclasses.replace(cfg.model, level0_blocks=tuple(size for _, size in blocks),
                                        level0_kinds=tuple(kind for kind, _ in blocks),
                                        **evidence_switches(paths))
-    seeds = write_seed_anchors(ctx)
+    seeds = write_seed_anchors(ctx, links)
     anchored = anchored_features(features, seeds.to_numpy()) if len(seeds) else None
     torch.set_num_threads(cfg.train.threads)
     result = fit(
@@ -237,5 +302,6 @@ def run(ctx: StageContext) -> StageResult:
                  "valid_f1": round(result.valid_f1, 4), "threshold": round(result.threshold, 4),
                  "threshold_chosen_on": chosen_on,
                  "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version,
-                 "seed_anchors": len(seeds)},
+                 "seed_anchors": len(seeds),
+                 **(pseudo_link_figures(ctx, links) if cfg.train.labels == "none" else {})},
     )

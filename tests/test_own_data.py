@@ -31,3 +31,32 @@ def test_a_graph_without_edges_runs_end_to_end_on_level0_features(flat_run, spar
     # the lexical cosine and the names alone find most of these products
     assert metrics["f1"] > 0.5, metrics
     assert spark.read.format("delta").load(str(paths.alignment)).count() > 0
+
+
+def test_without_labels_the_run_bootstraps_its_own_seed_links(flat_run, spark, tmp_path):
+    """train.labels none on the same tables: no gold link is read to train; the pseudo-links
+    are mostly right, the summary says how many, and the alignment is still worth having."""
+    cfg, paths, _ = flat_run
+    unlabelled = cfg.model_copy(update={
+        "train": cfg.train.model_copy(update={"labels": "none"}),
+        "warehouse": tmp_path / "warehouse"})
+    summaries = run_pipeline(unlabelled, "no-labels", list(STAGES), spark=spark)
+    train = summaries["train"]
+    assert train["pseudo_links"] >= 20 and train["pseudo_valid"] > 0, train
+    # mostly right, on a slice built around look-alikes (the ends of Walmart-Amazon's labelled
+    # non-matches are records too): 81 of 113 when written
+    assert train["pseudo_precision"] >= 0.6, train
+    assert train["pseudo_links_right"] == round(train["pseudo_precision"] * train["pseudo_links"])
+    assert summaries["train"]["positives"] == train["pseudo_links"] - train["pseudo_valid"]
+    assert summaries["evaluate"]["metrics"]["f1"] > 0.5, summaries["evaluate"]["metrics"]
+
+
+def test_labels_none_refuses_switches_that_read_gold_links(flat_run):
+    from pipeline.config import PipelineConfig
+
+    cfg, _, _ = flat_run
+    raw = cfg.model_dump()
+    raw["train"]["labels"] = "none"
+    raw["block"]["method"] = "anchors"
+    with pytest.raises(ValueError, match="train.labels 'none' reads no gold link, but block.method 'anchors'"):
+        PipelineConfig.model_validate(raw)
