@@ -29,6 +29,8 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
+from functools import reduce
+from operator import and_, or_
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -39,6 +41,9 @@ from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNI
 from pipeline.stage import StageContext, StageResult
 
 log = logging.getLogger("kgmerge")
+# every unified table keeps Delta's change data feed: a consumer reads what one run changed
+# (pipeline.unified.read_changes)
+CHANGE_FEED = "delta.enableChangeDataFeed"
 
 
 def resolve(scores: DataFrame, threshold: float) -> DataFrame:
@@ -76,30 +81,40 @@ def unified_edges(edges: DataFrame, nodes_u: DataFrame) -> DataFrame:
 
 def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[str],
                close_in_run: str | None = None) -> dict:
-    """MERGE ``rows`` into the Delta table at ``path`` (created if missing); returns the metrics
-    and the version it committed. Target rows the source lacks are deleted, or, with
-    ``close_in_run``, kept with ``closed_in_run`` set to it."""
-    DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema).execute()
+    """MERGE ``rows`` into the Delta table at ``path`` (created if missing, with its change data
+    feed on); returns the metrics and the version it committed. Target rows the source lacks
+    are deleted, or, with ``close_in_run``, kept with ``closed_in_run`` set to it."""
+    (DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema)
+     .property(CHANGE_FEED, "true").execute())
     add_new_columns(spark, path, schema)
     target = DeltaTable.forPath(spark, str(path))
+    enable_change_feed(spark, target, path)
+    t, s = (lambda c: F.col(f"t.`{c}`")), (lambda c: F.col(f"s.`{c}`"))
     content = [c for c in schema.fieldNames() if c not in keys and c != "run_id"]
-    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in content) or "false"
+    changed = reduce(or_, (~t(c).eqNullSafe(s(c)) for c in content), F.lit(False))
     merge = (
         target.alias("t")
-        .merge(rows.alias("s"), " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys))
+        .merge(rows.alias("s"), reduce(and_, (t(k) == s(k) for k in keys)))
         .whenMatchedUpdateAll(condition=changed)
         .whenNotMatchedInsertAll()
     )
     if close_in_run is None:
         merge = merge.whenNotMatchedBySourceDelete()
     else:
-        merge = merge.whenNotMatchedBySourceUpdate(condition="t.closed_in_run IS NULL",
+        merge = merge.whenNotMatchedBySourceUpdate(condition=t("closed_in_run").isNull(),
                                                    set={"closed_in_run": F.lit(close_in_run)})
     merge.execute()
     last = target.history(1).select("version", "operation", "operationMetrics").first()
     return {"operation": last["operation"], "version": int(last["version"]),
             **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
                if k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")}}
+
+
+def enable_change_feed(spark: SparkSession, table: DeltaTable, path) -> None:
+    """A table made before the change data feed was on gets it (one commit, once)."""
+    if table.detail().first()["properties"].get(CHANGE_FEED) != "true":
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')")
+        log.info("merge: turned on the change data feed of %s", path)
 
 
 def add_new_columns(spark: SparkSession, path, schema) -> None:

@@ -8,6 +8,12 @@ way; so should any consumer.
 
     >>> tables = read_merged(spark, "warehouse/delta")              # the last completed merge
     >>> links = current_links(read_merged(spark, "warehouse/delta", "nightly")["alignment"])
+    >>> changes = read_changes(spark, "warehouse/delta", "nightly")["unified_nodes"]
+
+Each table keeps Delta's change data feed, and each merge is one commit per table, so what a
+run changed is that commit's change feed (``read_changes``): rows with ``_change_type``
+insert, update_preimage / update_postimage, or delete (a link a run no longer produces is an
+update that sets ``closed_in_run``, never a delete).
 """
 from __future__ import annotations
 
@@ -35,4 +41,17 @@ def read_merged(spark: SparkSession, delta_dir: Path | str, run_id: str | None =
     if last is None:
         raise LookupError(f"no completed merge{f' of run {run_id}' if run_id else ''} in {delta_dir}/merge_log")
     return {name: spark.read.format("delta").option("versionAsOf", last[f"{name}_version"])
+            .load(str(Paths.delta_table(delta_dir, name))) for name in UNIFIED_TABLES}
+
+
+def read_changes(spark: SparkSession, delta_dir: Path | str, run_id: str) -> dict[str, DataFrame]:
+    """What ``run_id``'s last merge changed in each of the three tables: Delta's change data
+    feed of the commit its merge_log row names, with ``_change_type``, ``_commit_version`` and
+    ``_commit_timestamp``."""
+    log = spark.read.format("delta").load(str(Paths.delta_table(delta_dir, "merge_log")))
+    last = log.where(F.col("run_id") == run_id).orderBy(F.desc("finished_at")).first()
+    if last is None:
+        raise LookupError(f"no completed merge of run {run_id} in {delta_dir}/merge_log")
+    return {name: spark.read.format("delta").option("readChangeFeed", "true")
+            .option("startingVersion", last[f"{name}_version"]).option("endingVersion", last[f"{name}_version"])
             .load(str(Paths.delta_table(delta_dir, name))) for name in UNIFIED_TABLES}

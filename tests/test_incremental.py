@@ -13,7 +13,7 @@ import pytest
 from conftest import DATA, DBLP_OPTIONS, DEMO, write_config
 from pyspark.sql import functions as F
 
-from pipeline.unified import current_links, read_merged
+from pipeline.unified import current_links, read_changes, read_merged
 from pipeline.runner import STAGES, run_pipeline
 from pipeline.schema import Paths
 
@@ -138,6 +138,22 @@ def test_evaluate_reads_its_own_runs_merge_after_another_run_merged(loads, spark
     before = first["evaluate"]["metrics"]
     figures = ("precision", "recall", "f1", "aligned_touching_test", "hits_at_1")
     assert {k: again[k] for k in figures} == {k: before[k] for k in figures}
+
+
+def test_a_consumer_reads_what_one_run_changed(loads, spark):
+    """The change data feed of load-2's merge: its new entities are inserts, the links it no
+    longer produces are updates that close them, and nothing of load-1's merge is in it."""
+    cfg, _ = loads["incremental"]
+    paths = _paths(cfg, "load-2")
+    changes = read_changes(spark, paths.delta, "load-2")
+    kinds = {r["_change_type"] for r in changes["unified_nodes"].select("_change_type").distinct().collect()}
+    assert "insert" in kinds
+    closed = changes["alignment"].where("_change_type = 'update_postimage' AND closed_in_run = 'load-2'").count()
+    now_closed = spark.read.format("delta").load(str(paths.alignment)).where("closed_in_run = 'load-2'").count()
+    assert closed == now_closed
+    first = read_changes(spark, paths.delta, "load-1")["alignment"]
+    assert {r["_change_type"] for r in first.select("_change_type").distinct().collect()} == {"insert"}
+    assert first.count() == read_merged(spark, paths.delta, "load-1")["alignment"].count()
 
 
 def test_incremental_needs_a_finished_run(spark, tmp_path):
