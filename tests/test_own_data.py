@@ -60,3 +60,50 @@ def test_labels_none_refuses_switches_that_read_gold_links(flat_run):
     raw["block"]["method"] = "anchors"
     with pytest.raises(ValueError, match="train.labels 'none' reads no gold link, but block.method 'anchors'"):
         PipelineConfig.model_validate(raw)
+
+
+def test_two_record_tables_from_csv_delta_and_the_catalog(spark, tmp_path):
+    """The records adapter: side A a CSV file, side B a Delta table (then a catalog table), one
+    column mapping, known matches from CSV; brands become shared nodes, and the matches get
+    splits by the seeded hash."""
+    import pandas as pd
+
+    from pipeline import ingest
+    from pipeline.stage import StageContext
+
+    src = DATA / "walmart_amazon_small"
+    table_b = pd.read_csv(src / "tableB.csv", dtype=str)
+    spark.createDataFrame(table_b).write.format("delta").save(str(tmp_path / "shop_b"))
+    mapping = {"id_column": "id", "name_column": "title", "entity_type": "product", "attributes": ["price"],
+               "linked": [{"column": "brand", "type": "brand", "rel": "has_brand"}],
+               "matches": {"path": "matches.csv", "a_column": "ltable_id", "b_column": "rtable_id"}}
+    summaries = {}
+    for where_b in ({"path": str(tmp_path / "shop_b"), "file_format": "delta"}, {"table": "shop_b_view"}):
+        if "table" in where_b:
+            spark.read.format("delta").load(str(tmp_path / "shop_b")).createOrReplaceTempView("shop_b_view")
+        run = tmp_path / ("delta" if "path" in where_b else "catalog")
+        cfg = write_config(run, {"name": "shops", "format": "records", "path": str(src),
+                                 "options": {"a": {"path": "tableA.csv"}, "b": where_b, **mapping}})
+        paths = Paths(cfg.warehouse.resolve(), "r")
+        summaries[run.name] = ingest.run(StageContext(spark, cfg, paths)).details
+        nodes = spark.read.parquet(str(paths.nodes))
+        products = {r["kg"]: r["count"] for r in nodes.where("type = 'product'").groupBy("kg").count().collect()}
+        assert products == {"A": len(pd.read_csv(src / "tableA.csv")), "B": len(table_b)}
+        edges = spark.read.parquet(str(paths.edges))
+        assert edges.where("rel = 'has_brand'").count() > 0
+        gold = spark.read.parquet(str(paths.gold))
+        assert gold.count() == len(pd.read_csv(src / "matches.csv"))
+        assert {r["split"] for r in gold.select("split").distinct().collect()} == {"train", "valid", "test"}
+        assert nodes.where("id = 'product/3' AND kg = 'A'").first()["attrs"]["price"] == "99.82"
+    assert summaries["delta"] == summaries["catalog"]
+
+
+def test_records_options_name_the_missing_column(spark, tmp_path):
+    cfg = write_config(tmp_path, {"name": "shops", "format": "records", "path": str(DATA / "walmart_amazon_small"),
+                                  "options": {"a": {"path": "tableA.csv"}, "b": {"path": "tableB.csv"},
+                                              "name_column": "name"}})
+    from pipeline import ingest
+    from pipeline.stage import StageContext
+
+    with pytest.raises(ValueError, match=r"options.a \(tableA.csv\): no column 'name' \(needed by options.name_column\)"):
+        ingest.run(StageContext(spark, cfg, Paths(cfg.warehouse.resolve(), "r")))

@@ -48,7 +48,7 @@ def rejected_rows(df: DataFrame, source: str, record: Column, reason: str | Colu
     )
 
 
-FORMATS = ("magellan", "dbp15k", "openea", "tables")
+FORMATS = ("magellan", "dbp15k", "openea", "tables", "records")
 
 
 def adapter(fmt: str) -> ModuleType:

@@ -71,35 +71,12 @@ from pipeline.schema import KG_A, KG_B
 from pipeline.settings import Settings
 from pipeline.sources import SourceTables, require_files
 from pipeline.sources.csvfile import CORRUPT, ROW, read_header, read_rows, split_malformed
+from pipeline.sources.recordgraph import NAME_PATTERN, Linked, record_graph
 from pipeline.splits import SPLITS
-from pipeline.text import name_key
 
 if TYPE_CHECKING:  # the config imports the adapters to check their options
     from pipeline.config import DatasetConfig
 
-_NAME = r"^[a-z][a-z0-9_]*$"
-
-
-class Linked(Settings):
-    """A column whose values become nodes of their own type, linked from the row by ``rel``."""
-
-    column: str
-    type: str = Field(pattern=_NAME)
-    rel: str = Field(pattern=_NAME)
-    # a regex splitting one cell into several values (e.g. "\\s*,\\s*"); None: one value a cell
-    separator: str | None = None
-
-    @field_validator("separator")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            if v == "":
-                raise ValueError("separator must be a non-empty regex, or null for one value a cell")
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"separator {v!r} is not a valid regex: {exc}") from exc
-        return v
 
 
 class Tables(Settings):
@@ -133,7 +110,7 @@ class Splits(Settings):
 
 
 class Options(Settings):
-    entity_type: str = Field(pattern=_NAME)
+    entity_type: str = Field(pattern=NAME_PATTERN)
     name_column: str
     linked: list[Linked] = []
     attributes: list[str] = []
@@ -170,10 +147,6 @@ class Options(Settings):
 
 # ---------------------------------------------------------------------------------------------
 # reading
-
-
-def _empty_map() -> Column:
-    return F.create_map().cast("map<string,string>")
 
 
 def _strip(col: Column) -> Column:
@@ -344,42 +317,6 @@ def _require_columns(header, need: dict[str, str], label: str) -> None:
 # graph
 
 
-def _graph(rows: DataFrame, kg: str, o: Options) -> tuple[DataFrame, DataFrame]:
-    """rows: id, name, l<i> (linked columns), a<j> (attributes) -> (nodes, edges) of one graph."""
-    t = o.entity_type
-    attrs = (
-        F.create_map(*[x for j, a in enumerate(o.attributes) for x in (F.lit(a.lower()), F.col(f"a{j}"))])
-        if o.attributes else _empty_map()
-    )
-    ents = rows.select(
-        F.lit(kg).alias("kg"), F.concat(F.lit(f"{t}/"), "id").alias("id"), F.lit(t).alias("type"),
-        "name", attrs.alias("attrs"), *[f"l{i}" for i in range(len(o.linked))],
-    )
-    nodes = ents.select("kg", "id", "type", "name", "attrs")
-    links = None
-    for i, link in enumerate(o.linked):
-        value = F.col(f"l{i}")
-        if link.separator is not None:
-            value = F.explode(F.split(F.coalesce(value, F.lit("")), link.separator))
-        part = (
-            ents.select("kg", F.col("id").alias("src"), value.alias("value"))
-            .where(F.length(F.trim("value")) > 0)
-            .select("kg", "src", F.lit(link.type).alias("type"), F.trim("value").alias("name"),
-                    F.lit(link.rel).alias("rel"))
-        )
-        links = part if links is None else links.unionByName(part)
-    if links is None:
-        spark = rows.sparkSession
-        return nodes, spark.createDataFrame([], "kg STRING, src STRING, rel STRING, dst STRING")
-    links = links.withColumn("dst", F.concat_ws("/", "type", name_key(F.col("name"))))
-    others = (
-        links.groupBy("kg", F.col("dst").alias("id"), "type").agg(F.min("name").alias("name"))
-        .withColumn("attrs", _empty_map())
-    )
-    edges = links.select("kg", "src", "rel", "dst").distinct()
-    return nodes.unionByName(others), edges
-
-
 def _rows(frame: _Frame, id_col: Column, o: Options) -> DataFrame:
     return frame.df.select(
         id_col.alias("id"), frame.col(o.name_column).alias("name"),
@@ -515,7 +452,7 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
     graphs = {}
     for kg in (KG_A, KG_B):
         ident = tables[kg].col(o.tables.id_column) if o.tables is not None else F.col("id")
-        graphs[kg] = _graph(_rows(tables[kg], ident, o), kg, o)
+        graphs[kg] = record_graph(_rows(tables[kg], ident, o), kg, o)
     (nodes_a, edges_a), (nodes_b, edges_b) = graphs[KG_A], graphs[KG_B]
 
     rank = F.when(F.col("split") == "train", 0).when(F.col("split") == "valid", 1).otherwise(2)
