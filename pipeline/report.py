@@ -345,6 +345,36 @@ def explain_section(paths: Paths, anchors_path: Path, pair: tuple[str, str], sco
     return section("explanation", "Explanation of one pair", *parts)
 
 
+def labels_section(paths: Paths, names: pd.Series, metrics: dict) -> str:
+    """The label job's answers (the Delta table is append-only, so its Parquet files are its
+    rows): counts per person, the latest answers, and the model before and after them."""
+    answers = pd.read_parquet(paths.labels).sort_values("labelled_at")
+    latest = answers.drop_duplicates(["id_a", "id_b", "type"], keep="last")
+    latest = latest.assign(answer=latest.label.map({1: "match", 0: "not a match"}).fillna("unsure"))
+    counts = latest.groupby(["user", "answer"]).size().unstack(fill_value=0).reset_index()
+    shown = latest.tail(UNCERTAIN).iloc[::-1]
+    shown = pd.DataFrame({"name A": [names.get(("A", a)) for a in shown.id_a],
+                          "name B": [names.get(("B", b)) for b in shown.id_b],
+                          "answer": shown.answer, "user": shown.user, "at": shown.labelled_at.astype(str),
+                          "chosen from run": shown.run_id})
+    rows = []
+    for run_id in sorted(set(latest.run_id) - {paths.run_id}) + [paths.run_id]:
+        other = Paths(paths.warehouse, run_id)
+        figures = metrics if run_id == paths.run_id else (
+            json.loads(other.metrics.read_text()) if other.metrics.is_file() else None)
+        if figures:
+            rows.append({"run": run_id, "labels it learnt from": "this run's" if run_id == paths.run_id else "before",
+                         "valid F1": (figures.get("train") or {}).get("valid_f1"), "F1": figures.get("f1"),
+                         "precision": figures.get("precision"), "recall": figures.get("recall")})
+    return section(
+        "labels", "Labels given with the label job",
+        para(f"{len(latest)} pairs answered ({paths.labels}); the train stage learns from the matches and "
+             "non-matches beside the known links. The model of the run(s) whose scores chose the pairs, and "
+             "this run's:"),
+        html_table(pd.DataFrame(rows)) if rows else "", html_table(counts),
+        f"<h3>The latest {min(UNCERTAIN, len(shown))} answers</h3>", html_table(shown))
+
+
 def write_report(paths: Paths, anchors_round: int | None = None, pair: tuple[str, str] | None = None,
                  metrics: dict | None = None) -> Path:
     """Writes reports/<run_id>/index.html and its PNGs, copies them to reports/latest, returns
@@ -409,6 +439,10 @@ def write_report(paths: Paths, anchors_round: int | None = None, pair: tuple[str
         "uncertain", f"The {UNCERTAIN} most uncertain pairs",
         para(f"Candidate pairs ({scope}) whose scores lie closest to the threshold {threshold:.4f}."),
         html_table(shown)))
+
+    # 7 (where a person labelled pairs). Listed before the explanation, which is the longest.
+    if paths.labels.exists():
+        sections.append(labels_section(paths, names, metrics))
 
     # 6. one pair explained
     chosen = tuple(pair) if pair else default_pair(pairs, threshold)

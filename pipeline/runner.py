@@ -119,6 +119,8 @@ def parse_args(stage: str, argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:
+    if stage == "label":
+        return label_main(argv)
     args = parse_args(stage, argv)
     setup_logging(args.log_level)
     try:
@@ -132,6 +134,22 @@ def main(stage: str, argv: list[str] | None = None) -> int:
                              incremental=getattr(args, "incremental", False))
     if "evaluate" in summaries:
         print(summary_text(summaries["evaluate"], time.time() - start))
+    return 0
+
+
+def label_main(argv: list[str] | None = None) -> int:
+    """The ``label`` job (pipeline/labelling.py): not a stage, a person at a terminal."""
+    from pipeline import labelling
+
+    args = labelling.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    spark = get_spark(config.spark, app_name=f"kgmerge label {config.dataset.name}")
+    labelling.session(spark, config, Paths(config.warehouse.resolve(), args.run_id), args.user, args.limit)
     return 0
 
 

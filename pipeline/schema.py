@@ -22,7 +22,7 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
         labelled_shards                         extract       Parquet, PAIR_SHARD + label, split (labelled pairs)
         anchors/round=<k>.parquet               train, score  (nid_a, nid_b) aligned before round k+1
         train_pairs                             train         Parquet, PAIR_SHARD + TRAIN_EXTRA
-        pseudo_links                            train         Parquet, GOLD (train.labels: none)
+        training_links                          train         Parquet, GOLD: the links it learnt from, where not the gold alone
         model/{weights.safetensors,config.json} train
         scores                                  score         Parquet, SCORE (last round)
         score_rounds/round=<k>                  score         Parquet, SCORE (earlier rounds)
@@ -31,6 +31,7 @@ Warehouse layout (``Paths`` below builds every path; no stage spells a path itse
     <warehouse>/delta/{unified_nodes,unified_edges,alignment}   merge   Delta, UNIFIED_*/ALIGNMENT
     <warehouse>/delta/merge_log                 merge         Delta, MERGE_LOG (table versions per merge)
     <warehouse>/delta/rejected                  ingest        Delta, REJECTED (input rows not kept, and why)
+    <warehouse>/delta/labels                    label job     Delta, USER_LABEL (a person's answers; train reads them)
     <warehouse>/reports/{latest,<run_id>}/{metrics.json,index.html}   evaluate
 
 Pair shards (``PAIR_SHARD``): one row per candidate pair, holding both sampled two-hop
@@ -189,6 +190,18 @@ REJECTED = T.StructType(
     + REJECTED_INPUT.fields
 )
 
+# The ``labels`` Delta table: the answers a person gave to the ``label`` job, one row per pair
+# (the latest answer wins). Training reads them with the gold links (pipeline/train.py).
+USER_LABEL = T.StructType([
+    T.StructField("id_a", T.StringType(), False),
+    T.StructField("id_b", T.StringType(), False),
+    T.StructField("type", T.StringType(), False),
+    T.StructField("label", T.IntegerType(), True),  # 1 match, 0 not, null unsure
+    T.StructField("user", T.StringType(), False),
+    T.StructField("labelled_at", T.TimestampType(), False),
+    T.StructField("run_id", T.StringType(), False),  # the run whose scores chose the pair
+])
+
 # Delta refuses NOT NULL inside arrays, so nested fields of Delta tables are nullable.
 MEMBER = T.StructType([
     T.StructField("kg", T.StringType(), True),
@@ -221,7 +234,7 @@ STAGE_OUTPUTS = {
     "features": ["node_index", "node_features", "lexical_terms", "record_codes"],
     "block": ["candidates", "blocking_report"],
     "extract": ["relations", "neighbourhoods", "shards", "labelled_shards"],
-    "train": ["train_pairs", "pseudo_links", "model_dir"],
+    "train": ["train_pairs", "training_links", "model_dir"],
     "score": ["node_feature_matrix", "scores", "labelled_scores"],
     "merge": [],
     "evaluate": ["metrics"],
@@ -339,9 +352,10 @@ class Paths:
         return self.run / "train_pairs"
 
     @property
-    def pseudo_links(self) -> Path:
-        """train.labels none: the links the run bootstrapped (GOLD's columns, split train/valid)."""
-        return self.run / "pseudo_links"
+    def training_links(self) -> Path:
+        """The links train learnt from (GOLD's columns) where they are not the gold links alone:
+        with the label job's matches, or the pseudo-links of train.labels none."""
+        return self.run / "training_links"
 
     @property
     def model_dir(self) -> Path:
@@ -401,6 +415,11 @@ class Paths:
     @property
     def rejected(self) -> Path:
         return self.delta / "rejected"
+
+    @property
+    def labels(self) -> Path:
+        """The ``label`` job's answers (USER_LABEL), shared by the runs of the warehouse."""
+        return self.delta / "labels"
 
     def report_dirs(self) -> list[Path]:
         return [self.warehouse / "reports" / "latest", self.warehouse / "reports" / self.run_id]

@@ -37,6 +37,7 @@ from model.level0 import anchored_features, feature_blocks, map_matrix_file, wri
 from pipeline.anchors import seed_anchor_pairs, write_anchors
 from pipeline.config import TrainConfig
 from pipeline.evidence import SPARK_EVIDENCE, evidence_switches, pair_rows, read_pair_evidence
+from pipeline.labelling import answered_labels
 from pipeline.pairs import mutual_best, touching
 from pipeline.stage import StageContext, StageResult
 
@@ -151,32 +152,56 @@ def pseudo_links(cands: DataFrame, evidence: DataFrame | None, cfg: TrainConfig)
 
 
 def training_links(ctx: StageContext) -> DataFrame:
-    """The links the model learns from (id_a, id_b, type, split): the gold links, or with
-    train.labels none the run's pseudo-links (written to ``Paths.pseudo_links``)."""
+    """The links the model learns from (id_a, id_b, type, split): the gold links and the label
+    job's matches, or with train.labels none the run's pseudo-links; written to
+    ``Paths.training_links`` where they are not the gold links alone."""
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
     if cfg.labels == "gold":
-        return spark.read.parquet(str(paths.gold))
-    evidence_columns = [e.column for e in SPARK_EVIDENCE]
-    evidence = (spark.read.parquet(str(paths.shards)).select("id_a", "id_b", "type", *evidence_columns)
-                if paths.lexical_terms.exists() or paths.record_codes.exists() else None)
-    links = pseudo_links(spark.read.parquet(str(paths.candidates)), evidence, cfg)
-    links.write.mode("overwrite").parquet(str(paths.pseudo_links))
-    return spark.read.parquet(str(paths.pseudo_links))
+        gold = spark.read.parquet(str(paths.gold))
+        answers = answered_labels(spark, paths)
+        if answers is None:
+            return gold
+        # a person's "match" answers (the label job) are train links beside the known ones
+        matched = (answers.where(F.col("label") == 1).select("id_a", "id_b", "type", F.lit("train").alias("split"))
+                   .join(gold.select("id_a", "id_b", "type"), ["id_a", "id_b", "type"], "left_anti"))
+        links = gold.select("id_a", "id_b", "type", "split").unionByName(matched)
+    else:
+        evidence_columns = [e.column for e in SPARK_EVIDENCE]
+        evidence = (spark.read.parquet(str(paths.shards)).select("id_a", "id_b", "type", *evidence_columns)
+                    if paths.lexical_terms.exists() or paths.record_codes.exists() else None)
+        links = pseudo_links(spark.read.parquet(str(paths.candidates)), evidence, cfg)
+    # written once and read back: every later step reads plain files (and the Delta table's
+    # partitioning never meets the gold's in one plan)
+    links.write.mode("overwrite").parquet(str(paths.training_links))
+    return spark.read.parquet(str(paths.training_links))
 
 
 def pseudo_link_figures(ctx: StageContext, links: DataFrame) -> dict:
-    """How many pseudo-links the run used and, where gold links exist, how many are right."""
+    """How many pseudo-links the run used and, where gold links exist, how many of those of the
+    types the gold links cover are right (pseudo-links of other types, say authors where only
+    papers have gold links, can be judged by nothing)."""
     counts = {r["split"]: r["count"] for r in links.groupBy("split").count().collect()}
     figures = {"pseudo_links": sum(counts.values()), "pseudo_valid": counts.get("valid", 0)}
     gold = ctx.spark.read.parquet(str(ctx.paths.gold))
     if not gold.isEmpty():
-        right = links.join(gold.select("id_a", "id_b", "type"), ["id_a", "id_b", "type"], "left_semi").count()
-        figures["pseudo_links_right"] = right
-        figures["pseudo_precision"] = round(right / figures["pseudo_links"], 4) if figures["pseudo_links"] else None
+        judged = links.join(gold.select("type").distinct(), "type", "left_semi")
+        n_judged = judged.count()
+        right = judged.join(gold.select("id_a", "id_b", "type"), ["id_a", "id_b", "type"], "left_semi").count()
+        figures |= {"pseudo_links_of_gold_types": n_judged, "pseudo_links_right": right,
+                    "pseudo_precision": round(right / n_judged, 4) if n_judged else None}
     log.info("train: %d pseudo-links bootstrapped (%d to choose the threshold on)%s", figures["pseudo_links"],
-             figures["pseudo_valid"], f", {figures['pseudo_links_right']} of them gold links"
-             if "pseudo_links_right" in figures else "")
+             figures["pseudo_valid"], f"; of the {figures['pseudo_links_of_gold_types']} of types with gold "
+             f"links, {figures['pseudo_links_right']} are gold links" if "pseudo_links_right" in figures else "")
     return figures
+
+
+def user_label_counts(ctx: StageContext) -> dict:
+    """How many of a person's answers (the label job) the fit learnt from, where there are any."""
+    answers = answered_labels(ctx.spark, ctx.paths)
+    if answers is None:
+        return {}
+    counts = {r["label"]: r["count"] for r in answers.groupBy("label").count().collect()}
+    return {"user_labels": {"match": counts.get(1, 0), "not": counts.get(0, 0), "unsure": counts.get(None, 0)}}
 
 
 def build_rows(ctx: StageContext, gold: DataFrame) -> DataFrame:
@@ -209,6 +234,11 @@ def build_rows(ctx: StageContext, gold: DataFrame) -> DataFrame:
         negatives = negatives.unionByName(neighbour_negatives(pos, edges, pool, cfg.neighbour_negatives, cfg.seed))
     if labelled is not None:
         negatives = negatives.unionByName(labelled_negatives(pos, labelled))
+    answers = answered_labels(spark, paths) if cfg.labels == "gold" else None
+    if answers is not None:  # a person's "not a match" answers (the label job)
+        rejected = answers.where(F.col("label") == 0).select("id_a", "id_b", "type", F.lit(0).alias("label"),
+                                                             F.lit("train").alias("split"))
+        negatives = negatives.unionByName(labelled_negatives(pos, rejected))
     train = pos.withColumn("label", F.lit(1)).unionByName(
         negatives.dropDuplicates(["id_a", "id_b", "group"]).withColumn("label", F.lit(0))
     ).withColumn("split", F.lit("train"))
@@ -303,5 +333,5 @@ def run(ctx: StageContext) -> StageResult:
                  "threshold_chosen_on": chosen_on,
                  "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version,
                  "seed_anchors": len(seeds),
-                 **(pseudo_link_figures(ctx, links) if cfg.train.labels == "none" else {})},
+                 **(pseudo_link_figures(ctx, links) if cfg.train.labels == "none" else user_label_counts(ctx))},
     )

@@ -63,7 +63,7 @@ def helps(tmp_path_factory):
 
 
 def test_every_stage_has_a_job():
-    assert set(JOBS) == {f"{s}.py" for s in STAGES} | {"run_all.py"}
+    assert set(JOBS) == {f"{s}.py" for s in STAGES} | {"run_all.py", "label.py"}
 
 
 @pytest.mark.parametrize("job", JOBS + ["run_all.py (own process)"])
@@ -75,6 +75,8 @@ def test_job_help_lists_its_options(helps, job):
     if job.startswith("run_all.py"):
         assert "--from-stage" in out and all(s in out for s in STAGES), out
         assert "whole pipeline" in out, out
+    elif job == "label.py":
+        assert "--user" in out and "--limit" in out and "next train run learns" in out, out
     else:
         assert "--from-stage" not in out, out
         assert f"the {job[:-3]} stage" in out, out

@@ -46,6 +46,7 @@ def test_without_labels_the_run_bootstraps_its_own_seed_links(flat_run, spark, t
     # mostly right, on a slice built around look-alikes (the ends of Walmart-Amazon's labelled
     # non-matches are records too): 81 of 113 when written
     assert train["pseudo_precision"] >= 0.6, train
+    assert train["pseudo_links_of_gold_types"] == train["pseudo_links"]  # one type, products
     assert train["pseudo_links_right"] == round(train["pseudo_precision"] * train["pseudo_links"])
     assert summaries["train"]["positives"] == train["pseudo_links"] - train["pseudo_valid"]
     assert summaries["evaluate"]["metrics"]["f1"] > 0.5, summaries["evaluate"]["metrics"]
@@ -107,3 +108,41 @@ def test_records_options_name_the_missing_column(spark, tmp_path):
 
     with pytest.raises(ValueError, match=r"options.a \(tableA.csv\): no column 'name' \(needed by options.name_column\)"):
         ingest.run(StageContext(spark, cfg, Paths(cfg.warehouse.resolve(), "r")))
+
+
+def test_label_job_asks_records_resumes_and_train_learns_from_the_answers(flat_run, spark):
+    """A person at the terminal (stdin from the test): labels ten pairs with one bad keystroke,
+    quits; a second session resumes with other pairs; the next train learns from the answers;
+    the report lists them."""
+    import io
+
+    import pandas as pd
+
+    from pipeline import labelling, report
+
+    cfg, paths, summaries = flat_run
+    keys = "y\nn\nu\nmaybe\ny\nn\ny\ny\nn\nu\ny\nq\n"  # ten answers, one re-asked, then quit
+    out = io.StringIO()
+    first = labelling.session(spark, cfg, paths, "tester", limit=20, stdin=io.StringIO(keys), stdout=out)
+    text = out.getvalue()
+    assert first == {"asked": 10, "match": 5, "not": 3, "unsure": 2, "labels_in_all": 10}, first
+    assert "answer y (match), n (not a match), u (unsure) or q (quit)" in text
+    assert text.count("match? [y/n/u/q]") == 12 and " | " in text  # both records side by side
+    second = labelling.session(spark, cfg, paths, "tester", limit=5, stdin=io.StringIO("n\nn\nn\nn\nn\n"),
+                               stdout=io.StringIO())
+    assert second["asked"] == 5 and second["labels_in_all"] == 15
+    answers = spark.read.format("delta").load(str(paths.labels))
+    assert answers.count() == 15 and answers.select("id_a", "id_b").distinct().count() == 15  # none asked twice
+    assert {r["user"] for r in answers.collect()} == {"tester"}
+
+    before = summaries["train"]["positives"]
+    # a match that is already a gold link keeps its split (a test link stays a test link)
+    gold = {(r["id_a"], r["id_b"]) for r in spark.read.parquet(str(paths.gold)).collect()}
+    new_matches = {(r["id_a"], r["id_b"]) for r in answers.where("label = 1").collect()} - gold
+    train = run_pipeline(cfg, "flat", ["train"], spark=spark)["train"]
+    assert train["user_labels"] == {"match": 5, "not": 8, "unsure": 2}
+    assert train["positives"] == before + len(new_matches)
+
+    names = pd.read_parquet(paths.node_index).assign(key=lambda f: list(zip(f.kg, f.id))).set_index("key").name
+    html = report.labels_section(paths, names, {"f1": 0.5, "train": {"valid_f1": 0.9}})
+    assert "15 pairs answered" in html and "tester" in html and "not a match" in html
