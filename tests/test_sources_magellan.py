@@ -230,3 +230,15 @@ def test_ditto_record_matching_no_row_names_file_and_line(spark, tmp_path):
     (tmp_path / "beer" / "test.txt").write_text("COL Beer_Name VAL a\tCOL Beer_Name VAL b\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"test\.txt line 1: expected 3 TAB-separated fields"):
         read(spark, tmp_path, tmp_path / "beer", BEER_OPTIONS)
+
+
+def test_without_labelled_split_files_tables_and_matches_are_enough(spark, tmp_path):
+    folder = copy_slice(tmp_path)
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.csv").unlink()
+    details, paths = ingested(spark, tmp_path / "run", "walmart_no_splits", folder, conf_options("walmart_amazon"))
+    gold = spark.read.parquet(str(paths.gold))
+    with open(folder / "matches.csv", encoding="utf-8") as fh:
+        assert gold.count() == sum(1 for _ in fh) - 1
+    assert {r["split"] for r in gold.select("split").distinct().collect()} == {"train", "valid", "test"}
+    assert not paths.labelled.exists()

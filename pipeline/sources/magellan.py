@@ -18,7 +18,9 @@ Where rows, labelled pairs and gold come from (``tables``, ``splits``, ``matches
   (``id,<attributes>``), ``train/valid/test.csv`` (``ltable_id,rtable_id,label``; extra columns
   such as Amazon-Google's ``ambiguous,n_candidates`` are ignored), and optionally a ``matches``
   file (``ltable_id,rtable_id``, the full gold). File names are options (Amazon-Google:
-  ``*_reconstructed.csv``, ``matches_1300.csv``).
+  ``*_reconstructed.csv``, ``matches_1300.csv``). The labelled split files are optional where
+  ``matches`` is given: without any of them the matches get splits by the seeded hash
+  (``pipeline/splits.py``) and there are no labelled pairs.
 - Ditto pair files (``splits.format: ditto``): one pair a line, ``<left>\\t<right>\\t<label>``,
   a record serialised as ``COL <attr> VAL <value> ...``; ``splits.folder`` may point elsewhere
   (Beer: tables under magellan-deepmatcher, pairs under ditto-er-magellan).
@@ -72,7 +74,7 @@ from pipeline.settings import Settings
 from pipeline.sources import SourceTables, require_files
 from pipeline.sources.csvfile import CORRUPT, ROW, read_header, read_rows, split_malformed
 from pipeline.sources.recordgraph import NAME_PATTERN, Linked, record_graph
-from pipeline.splits import SPLITS
+from pipeline.splits import SPLITS, split_by_hash
 
 if TYPE_CHECKING:  # the config imports the adapters to check their options
     from pipeline.config import DatasetConfig
@@ -440,10 +442,19 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
     pair_folder = Path(o.splits.folder) if o.splits.folder is not None else folder
     if o.tables is not None:
         require_files(folder, [o.tables.a, o.tables.b] + ([o.matches] if o.matches else []))
-    require_files(pair_folder, [o.splits.file(s) for s in SPLITS])
+    split_files = [o.splits.file(s) for s in SPLITS]
+    # without labelled split files, tables and matches are enough: the matches get splits by the
+    # seeded hash, and there are no labelled pairs
+    unlabelled = (o.splits.format == "ids" and o.matches is not None
+                  and not any((pair_folder / f).is_file() for f in split_files))
+    if not unlabelled:
+        require_files(pair_folder, split_files)
     problems = _Problems()
 
-    if o.splits.format == "ids":
+    if unlabelled:
+        tables = _id_tables(spark, folder, o, problems)
+        pairs = spark.createDataFrame([], "lid string, rid string, label int, split string")
+    elif o.splits.format == "ids":
         tables = _id_tables(spark, folder, o, problems)
         pairs = _id_pairs(spark, pair_folder, o, tables, problems)
     else:
@@ -483,9 +494,11 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
         F.concat(F.lit(f"{t}/"), "lid").alias("id_a"), F.concat(F.lit(f"{t}/"), "rid").alias("id_b"),
         F.lit(t).alias("type"), "split",
     )
-    labelled = pairs.select(
+    labelled = None if unlabelled else pairs.select(
         F.concat(F.lit(f"{t}/"), "lid").alias("id_a"), F.concat(F.lit(f"{t}/"), "rid").alias("id_b"),
         F.lit(t).alias("type"), "label", "split",
     )
+    if unlabelled:
+        gold = split_by_hash(gold, ds)
     rejected = reduce(DataFrame.unionByName, problems.rejected) if problems.rejected else None
     return SourceTables(nodes_a.unionByName(nodes_b), edges_a.unionByName(edges_b), gold, labelled, rejected)
