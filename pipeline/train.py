@@ -1,6 +1,12 @@
 """train: fit CG-MuAlign on the train split, pick the threshold on valid, save the model.
 
-Training rows: for each gold train link (a, b), the positive pair, ``hard_negatives`` pairs
+The links it learns from (``training_links``): with ``train.labels: gold`` the gold links plus a
+person's answers from the label job (matches as train links, non-matches as negatives); with
+``train.labels: none`` pseudo-links the run bootstraps from its candidates (``pseudo_links``),
+a seeded fifth of them valid. Where they are not the gold links alone they are written to
+``training_links``.
+
+Training rows: for each train link (a, b), the positive pair, ``hard_negatives`` pairs
 (a, b') and (a', b) taken from the blocking candidates (most similar names first),
 ``random_negatives`` pairs of each kind with random nodes of the same type and
 ``neighbour_negatives`` with one-hop neighbours of b (of a) of the same type. Where the benchmark
@@ -220,7 +226,8 @@ def build_rows(ctx: StageContext, gold: DataFrame) -> DataFrame:
         "id_a", "id_b", "type", F.xxhash64("id_a", "id_b").alias("group"))
     pos_pd = pos.toPandas()
     if pos_pd.empty:
-        raise ValueError("no gold links with split 'train': the train stage needs labelled pairs"
+        raise ValueError("no gold links with split 'train': the train stage needs labelled pairs. Give known "
+                         "matches, answer a few pairs with the label job (after a run), or set train.labels: none"
                          if cfg.labels == "gold" else
                          f"train.labels none found no pseudo-link (no candidate pair is its ends' best by "
                          f"{cfg.pseudo_margin} or more at similarity >= {cfg.pseudo_min_sim}): lower "
