@@ -85,7 +85,8 @@ def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, score
     test_pairs = set(zip(test.id_a, test.id_b))
     n = len(test_pairs)
 
-    predicted = set(zip(*(touching_rows(aligned, test)[c] for c in ("id_a", "id_b"))))
+    touch = touching_rows(aligned, test)
+    predicted = set(zip(touch.id_a, touch.id_b))
     # a predicted pair is right when it is any gold link (a train link touching a test end too);
     # recall counts the test links found
     precision = len(predicted & gold_pairs) / len(predicted) if predicted else 0.0
