@@ -118,15 +118,22 @@ def parse_args(stage: str, argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def configured(args: argparse.Namespace) -> PipelineConfig | None:
+    """Logging set up and the config read; None (after saying why) where the config is unusable."""
+    setup_logging(args.log_level)
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def main(stage: str, argv: list[str] | None = None) -> int:
     if stage == "label":
         return label_main(argv)
     args = parse_args(stage, argv)
-    setup_logging(args.log_level)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = configured(args)
+    if config is None:
         return 2
     names = list(STAGES)[list(STAGES).index(args.from_stage):] if stage == "pipeline" else [stage]
     start = time.time()
@@ -142,11 +149,8 @@ def label_main(argv: list[str] | None = None) -> int:
     from pipeline import labelling
 
     args = labelling.parse_args(argv)
-    setup_logging(args.log_level)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = configured(args)
+    if config is None:
         return 2
     spark = get_spark(config.spark, app_name=f"kgmerge label {config.dataset.name}")
     labelling.session(spark, config, Paths(config.warehouse.resolve(), args.run_id), args.user, args.limit)
