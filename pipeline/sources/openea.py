@@ -8,7 +8,7 @@ told apart by the files present):
   (``id, URI``), ``triples_1`` / ``triples_2`` (``head, rel, tail`` ids; no relation names),
   ``sup_ent_ids`` (train links) and ``ref_ent_ids`` (test links), optionally
   ``translated_ent_name.json`` (as DBP15K's). No valid split ships: ``valid_fraction_of_train``
-  of the train links is carved off as valid by the seeded shuffle of ``dbp15k.split_links``.
+  of the train links is carved off as valid by the seeded shuffle of ``pipeline.splits.split_by_permutation``.
 - ``id_dicts`` (OpenEA converted to ids, e.g. D_W_15K_V1 from ExEA): ``ent_dict1`` /
   ``ent_dict2`` and ``rel_dict1`` / ``rel_dict2`` (``id, URI``), ``triples_1`` / ``triples_2``
   (ids), ``train_links`` / ``valid_links`` / ``test_links`` (``id1, id2``).
