@@ -3,7 +3,7 @@
 #
 #   ./spark-submit.sh [spark-submit options] <stage> <config.yaml> [--run-id ID] [--from-stage S] [--incremental]
 #
-#   stage: ingest | features | block | extract | train | score | merge | evaluate | pipeline | label (a person answers pairs in the terminal)
+#   stage: ingest | features | block | extract | train | score | merge | evaluate | pipeline | label (a person answers pairs in the terminal) | report (rewrite a run's report)
 #
 # Defaults: --master local[*] and --jars jars/*.jar (fetched by `make jars`). Any spark-submit
 # option passes through, e.g. on a cluster:
@@ -19,7 +19,7 @@
 #   ./spark-submit.sh --driver-java-options "-Dlog4j2.configurationFile=my-log4j2.properties" ...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-stages=" ingest features block extract train score merge evaluate pipeline label "
+stages=" ingest features block extract train score merge evaluate pipeline label report "
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" || $# -eq 0 ]]; then
   sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'  # the comment block above

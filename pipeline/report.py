@@ -460,23 +460,3 @@ def write_report(paths: Paths, anchors_round: int | None = None, pair: tuple[str
             if f.suffix in (".html", ".png") and f.name != "screenshot.png":
                 shutil.copy2(f, latest / f.name)
     return folder / INDEX
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Rewrite a run's report, e.g. to explain another pair (Spark-free):
-    ``python -m pipeline.report <warehouse> <run_id> --pair ID_A ID_B``."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m pipeline.report", description=main.__doc__)
-    p.add_argument("warehouse", type=Path)
-    p.add_argument("run_id")
-    p.add_argument("--pair", nargs=2, metavar=("ID_A", "ID_B"), help="the pair to explain")
-    p.add_argument("--anchors-round", type=int, help="anchors file the last scoring round read (default: the last)")
-    args = p.parse_args(argv)
-    print(write_report(Paths(args.warehouse.resolve(), args.run_id), args.anchors_round,
-                       tuple(args.pair) if args.pair else None))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

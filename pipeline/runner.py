@@ -131,6 +131,8 @@ def configured(args: argparse.Namespace) -> PipelineConfig | None:
 def main(stage: str, argv: list[str] | None = None) -> int:
     if stage == "label":
         return label_main(argv)
+    if stage == "report":
+        return report_main(argv)
     args = parse_args(stage, argv)
     config = configured(args)
     if config is None:
@@ -154,6 +156,28 @@ def label_main(argv: list[str] | None = None) -> int:
         return 2
     spark = get_spark(config.spark, app_name=f"kgmerge label {config.dataset.name}")
     labelling.session(spark, config, Paths(config.warehouse.resolve(), args.run_id), args.user, args.limit)
+    return 0
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    """The ``report`` job: rewrite a run's report (pipeline/report.py), e.g. to explain another
+    pair; no Spark."""
+    from pipeline.report import write_report
+
+    p = argparse.ArgumentParser(prog="jobs/report.py", description="Rewrite a run's HTML report, e.g. to "
+                                "explain another pair (no Spark; the evaluate stage writes it first).")
+    p.add_argument("config", help="YAML config file, e.g. conf/dblp_acm.yaml")
+    p.add_argument("--run-id", default=os.environ.get("KGMERGE_RUN_ID", DEFAULT_RUN_ID),
+                   help="the run whose report to rewrite (default: $KGMERGE_RUN_ID or 'local')")
+    p.add_argument("--pair", nargs=2, metavar=("ID_A", "ID_B"), help="the pair to explain")
+    p.add_argument("--anchors-round", type=int, help="anchors file the last scoring round read (default: the last)")
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    config = configured(args)
+    if config is None:
+        return 2
+    print(write_report(Paths(config.warehouse.resolve(), args.run_id), args.anchors_round,
+                       tuple(args.pair) if args.pair else None))
     return 0
 
 

@@ -63,7 +63,7 @@ def helps(tmp_path_factory):
 
 
 def test_every_stage_has_a_job():
-    assert set(JOBS) == {f"{s}.py" for s in STAGES} | {"run_all.py", "label.py"}
+    assert set(JOBS) == {f"{s}.py" for s in STAGES} | {"run_all.py", "label.py", "report.py"}
 
 
 @pytest.mark.parametrize("job", JOBS + ["run_all.py (own process)"])
@@ -77,6 +77,8 @@ def test_job_help_lists_its_options(helps, job):
         assert "whole pipeline" in out, out
     elif job == "label.py":
         assert "--user" in out and "--limit" in out and "next train run learns" in out, out
+    elif job == "report.py":
+        assert "--pair" in out and "report" in out, out
     else:
         assert "--from-stage" not in out, out
         assert f"the {job[:-3]} stage" in out, out
