@@ -98,8 +98,10 @@ class Graphs:
                          F.col("src").alias("nbr")))
         near = both.join(wanted, ["kg", "id"]).collect()
         nodes = spark.read.parquet(str(paths.nodes))
-        ids = wanted.unionByName(spark.createDataFrame([(r["kg"], r["nbr"]) for r in near] or [("A", "")],
-                                                       "kg string, id string")).distinct()
+        ids = wanted
+        if near:
+            ids = ids.unionByName(spark.createDataFrame([(r["kg"], r["nbr"]) for r in near], "kg string, id string"))
+        ids = ids.distinct()
         self.nodes = {(r["kg"], r["id"]): r.asDict() for r in nodes.join(ids, ["kg", "id"]).collect()}
         self.neighbours: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for r in near:
@@ -144,9 +146,10 @@ def session(spark: SparkSession, config: PipelineConfig, paths: Paths, user: str
                                 "(at least until score) with this --run-id first")
     threshold = float(json.loads(paths.model_config.read_text())["threshold"])
     answered = answered_labels(spark, paths)
-    types = spark.read.parquet(str(paths.scores)).select("type").distinct().count()
-    pairs = pairs_to_ask(spark.read.parquet(str(paths.scores)), spark.read.parquet(str(paths.candidates)),
-                         answered, threshold, per_type=max(1, -(-limit // max(types, 1))))[:limit]
+    scores = spark.read.parquet(str(paths.scores))
+    types = scores.select("type").distinct().count()
+    pairs = pairs_to_ask(scores, spark.read.parquet(str(paths.candidates)), answered, threshold,
+                         per_type=max(1, -(-limit // max(types, 1))))[:limit]
     links = set()
     if (paths.merge_log / "_delta_log").exists():
         try:

@@ -157,14 +157,18 @@ def pseudo_links(cands: DataFrame, evidence: DataFrame | None, cfg: TrainConfig)
                                     .otherwise("train").alias("split"))
 
 
-def training_links(ctx: StageContext) -> DataFrame:
+def person_answers(ctx: StageContext) -> DataFrame | None:
+    """The label job's answers, read once per train run; none without labels (train.labels none)."""
+    return answered_labels(ctx.spark, ctx.paths) if ctx.config.train.labels == "gold" else None
+
+
+def training_links(ctx: StageContext, answers: DataFrame | None) -> DataFrame:
     """The links the model learns from (id_a, id_b, type, split): the gold links and the label
     job's matches, or with train.labels none the run's pseudo-links; written to
     ``Paths.training_links`` where they are not the gold links alone."""
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
     if cfg.labels == "gold":
         gold = spark.read.parquet(str(paths.gold))
-        answers = answered_labels(spark, paths)
         if answers is None:
             return gold
         # a person's "match" answers (the label job) are train links beside the known ones
@@ -173,8 +177,9 @@ def training_links(ctx: StageContext) -> DataFrame:
         links = gold.select("id_a", "id_b", "type", "split").unionByName(matched)
     else:
         evidence_columns = [e.column for e in SPARK_EVIDENCE]
+        computed = any(getattr(paths, e.source).exists() for e in SPARK_EVIDENCE)
         evidence = (spark.read.parquet(str(paths.shards)).select("id_a", "id_b", "type", *evidence_columns)
-                    if paths.lexical_terms.exists() or paths.record_codes.exists() else None)
+                    if computed else None)
         links = pseudo_links(spark.read.parquet(str(paths.candidates)), evidence, cfg)
     # written once and read back: every later step reads plain files (and the Delta table's
     # partitioning never meets the gold's in one plan)
@@ -201,17 +206,17 @@ def pseudo_link_figures(ctx: StageContext, links: DataFrame) -> dict:
     return figures
 
 
-def user_label_counts(ctx: StageContext) -> dict:
+def user_label_counts(answers: DataFrame | None) -> dict:
     """How many of a person's answers (the label job) the fit learnt from, where there are any."""
-    answers = answered_labels(ctx.spark, ctx.paths)
     if answers is None:
         return {}
     counts = {r["label"]: r["count"] for r in answers.groupBy("label").count().collect()}
     return {"user_labels": {"match": counts.get(1, 0), "not": counts.get(0, 0), "unsure": counts.get(None, 0)}}
 
 
-def build_rows(ctx: StageContext, gold: DataFrame) -> DataFrame:
-    """The train and valid pair-shard rows from ``gold`` (``training_links``)."""
+def build_rows(ctx: StageContext, gold: DataFrame, answers: DataFrame | None) -> DataFrame:
+    """The train and valid pair-shard rows from ``gold`` (``training_links``) and a person's
+    ``answers`` (``person_answers``)."""
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config.train
     # the benchmark's own labelled pairs are labels too: not read without labels
     labelled = (spark.read.parquet(str(paths.labelled))
@@ -241,7 +246,6 @@ def build_rows(ctx: StageContext, gold: DataFrame) -> DataFrame:
         negatives = negatives.unionByName(neighbour_negatives(pos, edges, pool, cfg.neighbour_negatives, cfg.seed))
     if labelled is not None:
         negatives = negatives.unionByName(labelled_negatives(pos, labelled))
-    answers = answered_labels(spark, paths) if cfg.labels == "gold" else None
     if answers is not None:  # a person's "not a match" answers (the label job)
         rejected = answers.where(F.col("label") == 0).select("id_a", "id_b", "type", F.lit(0).alias("label"),
                                                              F.lit("train").alias("split"))
@@ -269,7 +273,7 @@ def write_seed_anchors(ctx: StageContext, links: DataFrame | None = None) -> pd.
     """The train links (``training_links``) as (nid_a, nid_b), the anchors of the first
     collective round."""
     spark, paths = ctx.spark, ctx.paths
-    links = training_links(ctx) if links is None else links
+    links = training_links(ctx, person_answers(ctx)) if links is None else links
     seeds = seed_anchor_pairs(links, spark.read.parquet(str(paths.node_index)))
     if not ctx.config.collective.enabled:
         seeds = seeds.iloc[:0]
@@ -295,8 +299,9 @@ def run(ctx: StageContext) -> StageResult:
     if ctx.base is not None:
         return adopt_model(ctx)
     paths, cfg = ctx.paths, ctx.config
-    links = training_links(ctx)
-    rows = build_rows(ctx, links)
+    answers = person_answers(ctx)
+    links = training_links(ctx, answers)
+    rows = build_rows(ctx, links, answers)
     table = rows.toArrow().sort_by([("split", "ascending"), ("id_a", "ascending"), ("id_b", "ascending")])
     split = table.column("split").to_numpy(zero_copy_only=False)
     train_rows, valid_rows = table.filter(split == "train"), table.filter(split == "valid")
@@ -340,5 +345,5 @@ def run(ctx: StageContext) -> StageResult:
                  "threshold_chosen_on": chosen_on,
                  "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version,
                  "seed_anchors": len(seeds),
-                 **(pseudo_link_figures(ctx, links) if cfg.train.labels == "none" else user_label_counts(ctx))},
+                 **(pseudo_link_figures(ctx, links) if cfg.train.labels == "none" else user_label_counts(answers))},
     )

@@ -29,6 +29,7 @@ valid in its encoding, the header, and malformed records rejected with their row
 """
 from __future__ import annotations
 
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -158,18 +159,17 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
         side_nodes, side_edges = record_graph(rows, kg, o)
         nodes.append(side_nodes)
         edges.append(side_edges)
-        rejected += [bad] if bad is not None else []
+        rejected.append(bad)
     gold = spark.createDataFrame([], GOLD)
     if o.matches is not None:
         gold, bad = _pairs(spark, folder, o.matches, "matches", o, labelled=False)
-        rejected += [bad] if bad is not None else []
+        rejected.append(bad)
     labelled = None
     if o.labelled is not None:
         labelled, bad = _pairs(spark, folder, o.labelled, "labelled", o, labelled=True)
         labelled = split_by_hash(labelled, ds).select(*LABELLED.fieldNames())
-        rejected += [bad] if bad is not None else []
-    union = None
-    for bad in rejected:
-        union = bad if union is None else union.unionByName(bad)
+        rejected.append(bad)
+    read_rejected = [bad for bad in rejected if bad is not None]  # CSV sources only
+    union = reduce(DataFrame.unionByName, read_rejected) if read_rejected else None
     return SourceTables(nodes[0].unionByName(nodes[1]), edges[0].unionByName(edges[1]),
                         split_by_hash(gold.select(*GOLD.fieldNames()), ds), labelled, union)
