@@ -44,9 +44,12 @@ fi
 has --driver-memory || spark_opts+=(--driver-memory 4g)
 # quoted for Spark's option parser (a path with spaces); as pipeline/spark.py's get_spark
 log4j2="'-Dlog4j2.configurationFile=$here/conf/log4j2.properties'"
-for side in driver executor; do
-  has_conf "spark.$side.defaultJavaOptions" || spark_opts+=(--conf "spark.$side.defaultJavaOptions=$log4j2")
-done
+# and the driver JVM maps its classes from the archive `make setup` built (pipeline/runner.py build_class_archive)
+driver_opts="$log4j2"
+archive="${KGMERGE_JARS:-$here/jars}/driver-classes.jsa"
+[[ -f "$archive" ]] && driver_opts+=" '-XX:SharedArchiveFile=$archive' '-Xlog:cds*=off'"
+has_conf spark.driver.defaultJavaOptions || spark_opts+=(--conf "spark.driver.defaultJavaOptions=$driver_opts")
+has_conf spark.executor.defaultJavaOptions || spark_opts+=(--conf "spark.executor.defaultJavaOptions=$log4j2")
 
 python="$here/.venv/bin/python"
 [[ -x "$python" ]] || python="$(command -v python3)"

@@ -157,9 +157,13 @@ with DAG(
             jars="{{ '' if params.spark_packages else kgmerge_jars(params.kgmerge_home) }}",
             packages="{{ params.spark_packages }}",
             # Spark's own logs at WARN, as spark-submit.sh sets them (conf/log4j2.properties says
-            # how to turn them back on); the stage lines stay
+            # how to turn them back on); the stage lines stay. Each task starts a JVM: it maps its
+            # classes from the archive `make setup` built, where there is one (the JVM skips a
+            # missing or stale one, silently)
             conf={"spark.ui.showConsoleProgress": "false",
-                  "spark.driver.defaultJavaOptions": f"-Dlog4j2.configurationFile={HOME}/conf/log4j2.properties",
+                  "spark.driver.defaultJavaOptions": f"-Dlog4j2.configurationFile={HOME}/conf/log4j2.properties "
+                                                     f"-XX:SharedArchiveFile={HOME}/jars/driver-classes.jsa "
+                                                     "-Xlog:cds*=off",
                   "spark.executor.defaultJavaOptions": f"-Dlog4j2.configurationFile={HOME}/conf/log4j2.properties"},
             driver_memory=DRIVER_MEMORY,
             env_vars={

@@ -7,15 +7,19 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Callable
+
+import yaml
 
 from pyspark.sql import functions as F
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.schema import Paths
-from pipeline.spark import get_spark
+from pipeline.spark import CLASS_ARCHIVE, REPO, get_spark
 from pipeline.stage import StageContext, StageResult, run_stage
 
 # the stages in order; each is the module pipeline/<name>.py with ``run(ctx) -> StageResult``
@@ -179,6 +183,43 @@ def report_main(argv: list[str] | None = None) -> int:
     print(write_report(Paths(config.warehouse.resolve(), args.run_id), args.anchors_round,
                        tuple(args.pair) if args.pair else None))
     return 0
+
+
+def class_archive_workload(warehouse: Path) -> PipelineConfig:
+    """What the class archive records: the demo's config on the bundled DBLP-ACM slice
+    (tests/data/dblp_acm_small), every stage, one epoch."""
+    demo = yaml.safe_load((REPO / "conf" / "dblp_acm.yaml").read_text(encoding="utf-8"))
+    demo["dataset"]["path"] = str(REPO / "tests" / "data" / "dblp_acm_small")
+    return PipelineConfig.model_validate(
+        {**demo, "warehouse": str(warehouse), "spark": {"master": "local[2]", "shuffle_partitions": 4},
+         "extract": {**demo["extract"], "shards": 2}, "train": {"epochs": 1}})
+
+
+def build_class_archive(archive: Path = CLASS_ARCHIVE) -> Path:
+    """The driver JVM's class-data archive (AppCDS, ``pipeline.spark.CLASS_ARCHIVE``): the classes
+    a run loads (Spark's, Delta's, Parquet's, Arrow's), stored parsed and verified, so that later
+    JVMs map them instead of loading them one by one. Runs ``class_archive_workload`` in a
+    temporary warehouse, in a JVM started with ``-XX:ArchiveClassesAtExit``, and waits for that
+    JVM to write the archive as it exits (``make setup``; about 4 minutes on 2 cores). With
+    python, never under spark-submit: it starts its own JVM."""
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        raise RuntimeError("build_class_archive starts its own JVM: run it with python, not spark-submit")
+    start = time.time()
+    partial = archive.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kgmerge-classes-") as tmp:
+        config = class_archive_workload(Path(tmp) / "warehouse")
+        spark = get_spark(config.spark, "kgmerge class archive", archive_classes_to=partial)
+        jvm = spark.sparkContext._gateway.proc  # the JVM pyspark started (spark-submit execs java)
+        run_pipeline(config, "classes", list(STAGES), spark=spark)
+        spark.stop()
+        jvm.stdin.close()  # the gateway exits at the end of its input; the JVM writes the archive
+        jvm.wait()
+    if not partial.is_file():
+        raise RuntimeError(f"the JVM wrote no class archive to {partial}")
+    os.replace(partial, archive)
+    log.info("class archive %s (%.0f MB) in %.0fs", archive, archive.stat().st_size / 2**20, time.time() - start)
+    return archive
 
 
 def summary_text(evaluation: dict, seconds: float) -> str:

@@ -35,10 +35,16 @@ class StageResult:
 
 
 def run_stage(name: str, fn: Callable[[StageContext], StageResult], ctx: StageContext) -> dict:
-    ctx.spark.sparkContext.setJobDescription(f"{name} [{ctx.config.dataset.name}]")
+    sc = ctx.spark.sparkContext
+    group = f"kgmerge-{name}-{ctx.paths.run_id}"
+    sc.setJobGroup(group, f"{name} [{ctx.config.dataset.name}]")
     start = time.time()
-    result = fn(ctx)
+    try:
+        result = fn(ctx)
+    finally:
+        sc.setJobGroup(None, None)  # py4j: clears the group and description
     seconds = round(time.time() - start, 2)
+    spark_jobs = len(sc.statusTracker().getJobIdsForGroup(group))
     summary = {
         "stage": name,
         "dataset": ctx.config.dataset.name,
@@ -47,15 +53,15 @@ def run_stage(name: str, fn: Callable[[StageContext], StageResult], ctx: StageCo
         "rows_out": result.rows_out,
         "rejected": result.rejected,
         "seconds": seconds,
+        "spark_jobs": spark_jobs,
         **result.details,
     }
     log.info(
-        "stage %-8s rows in %d, rows out %d, rejected %d, %.1fs %s",
-        name, result.rows_in, result.rows_out, result.rejected, seconds,
+        "stage %-8s rows in %d, rows out %d, rejected %d, %.1fs (%d Spark jobs) %s",
+        name, result.rows_in, result.rows_out, result.rejected, seconds, spark_jobs,
         " ".join(f"{k}={v}" for k, v in result.details.items() if not isinstance(v, (dict, list))),
     )
     record_stage(ctx.paths.stage_log, summary)
-    ctx.spark.sparkContext.setJobDescription(None)
     return summary
 
 

@@ -157,7 +157,9 @@ def test_tasks_render_to_the_stage_jobs_with_one_run_id(probe):
         config = REPO / "conf" / "dblp_acm.yaml"
         assert r["application_args"] == [str(config), "--run-id", SAFE_RUN_ID], stage
         log4j = f"-Dlog4j2.configurationFile={REPO}/conf/log4j2.properties"
-        assert r["conf"] == {"spark.ui.showConsoleProgress": "false", "spark.driver.defaultJavaOptions": log4j,
+        archive = f"-XX:SharedArchiveFile={REPO}/jars/driver-classes.jsa -Xlog:cds*=off"
+        assert r["conf"] == {"spark.ui.showConsoleProgress": "false",
+                             "spark.driver.defaultJavaOptions": f"{log4j} {archive}",
                              "spark.executor.defaultJavaOptions": log4j}
         assert r["env_vars"]["PYTHONPATH"] == str(REPO)
         assert r["packages"] == ""
