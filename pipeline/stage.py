@@ -2,6 +2,7 @@
 place that times a stage and logs its summary line."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from pipeline.config import PipelineConfig
 from pipeline.schema import Paths
 
 log = logging.getLogger("kgmerge")
+_stage_calls = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class StageResult:
 
 def run_stage(name: str, fn: Callable[[StageContext], StageResult], ctx: StageContext) -> dict:
     sc = ctx.spark.sparkContext
-    group = f"kgmerge-{name}-{ctx.paths.run_id}"
+    group = f"kgmerge-{name}-{ctx.paths.run_id}-{next(_stage_calls)}"  # one per call: a rerun counts anew
     sc.setJobGroup(group, f"{name} [{ctx.config.dataset.name}]")
     start = time.time()
     try:
