@@ -196,7 +196,9 @@ class TrainConfig(Settings):
     # pseudo_min_sim, with no other candidate of either end within pseudo_margin, and no
     # identifier-code conflict. pseudo_valid_fraction of them (a seeded hash) choose the
     # threshold and the epoch; the rest train and seed the collective rounds, which add their
-    # confident matches as usual. Gold links, where any, are then only for evaluation.
+    # confident matches as usual. Gold links, where any, are then only for evaluation. Under
+    # both, a person's answers from the label job count: their matches are train links (under
+    # none they replace any pseudo-link they contradict), their non-matches negatives.
     labels: Literal["gold", "none"] = "gold"
     pseudo_min_sim: float = Field(0.5, gt=0, le=1)
     pseudo_margin: float = Field(0.1, ge=0, lt=1)

@@ -137,10 +137,9 @@ def ask(prompt: str, read: Callable[[], str], write: Callable[[str], None]) -> s
         write("  answer y (match), n (not a match), u (unsure) or q (quit)\n")
 
 
-def session(spark: SparkSession, config: PipelineConfig, paths: Paths, user: str, limit: int,
-            stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> dict:
-    """One labelling session: asks up to ``limit`` pairs, writes each answer at once; returns the
-    counts."""
+def next_pairs(spark: SparkSession, paths: Paths, limit: int) -> tuple[list[dict], float, DataFrame | None]:
+    """(the next ``limit`` pairs to ask from the run's scores, in order; the model's threshold;
+    the answers so far, or None)."""
     if not paths.scores.exists():
         raise FileNotFoundError(f"run {paths.run_id!r} has no scores ({paths.scores}): run the pipeline "
                                 "(at least until score) with this --run-id first")
@@ -150,6 +149,21 @@ def session(spark: SparkSession, config: PipelineConfig, paths: Paths, user: str
     types = scores.select("type").distinct().count()
     pairs = pairs_to_ask(scores, spark.read.parquet(str(paths.candidates)), answered, threshold,
                          per_type=max(1, -(-limit // max(types, 1))))[:limit]
+    return pairs, threshold, answered
+
+
+def record_answer(spark: SparkSession, paths: Paths, pair: dict, label: int | None, user: str) -> None:
+    """Appends one answer (1 match, 0 not, None unsure) to the ``labels`` Delta table."""
+    row = (pair["id_a"], pair["id_b"], pair["type"], label, user, datetime.now(timezone.utc).replace(tzinfo=None),
+           paths.run_id)
+    spark.createDataFrame([row], USER_LABEL).write.format("delta").mode("append").save(str(paths.labels))
+
+
+def session(spark: SparkSession, config: PipelineConfig, paths: Paths, user: str, limit: int,
+            stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> dict:
+    """One labelling session: asks up to ``limit`` pairs, writes each answer at once; returns the
+    counts."""
+    pairs, threshold, answered = next_pairs(spark, paths, limit)
     links = set()
     if (paths.merge_log / "_delta_log").exists():
         try:
@@ -170,9 +184,7 @@ def session(spark: SparkSession, config: PipelineConfig, paths: Paths, user: str
         if answer == "q":
             break
         label = ANSWERS[answer]
-        row = (pair["id_a"], pair["id_b"], pair["type"], label, user, datetime.now(timezone.utc).replace(tzinfo=None),
-               paths.run_id)
-        spark.createDataFrame([row], USER_LABEL).write.format("delta").mode("append").save(str(paths.labels))
+        record_answer(spark, paths, pair, label, user)
         counts["asked"] += 1
         counts[{1: "match", 0: "not", None: "unsure"}[label]] += 1
     total = answered_labels(spark, paths).count() if counts["asked"] or answered is not None else 0

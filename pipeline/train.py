@@ -1,10 +1,10 @@
 """train: fit CG-MuAlign on the train split, pick the threshold on valid, save the model.
 
-The links it learns from (``training_links``): with ``train.labels: gold`` the gold links plus a
-person's answers from the label job (matches as train links, non-matches as negatives); with
+The links it learns from (``training_links``): with ``train.labels: gold`` the gold links; with
 ``train.labels: none`` pseudo-links the run bootstraps from its candidates (``pseudo_links``),
-a seeded fifth of them valid. Where they are not the gold links alone they are written to
-``training_links``.
+a seeded fifth of them valid. Under both, a person's answers from the label job count: matches
+as train links (a pseudo-link an answer contradicts goes: ``with_person_answers``), non-matches
+as negatives. Where they are not the gold links alone they are written to ``training_links``.
 
 Training rows: for each train link (a, b), the positive pair, ``hard_negatives`` pairs
 (a, b') and (a', b) taken from the blocking candidates (most similar names first),
@@ -158,8 +158,20 @@ def pseudo_links(cands: DataFrame, evidence: DataFrame | None, cfg: TrainConfig)
 
 
 def person_answers(ctx: StageContext) -> DataFrame | None:
-    """The label job's answers, read once per train run; none without labels (train.labels none)."""
-    return answered_labels(ctx.spark, ctx.paths) if ctx.config.train.labels == "gold" else None
+    """The label job's answers, read once per train run; None before any."""
+    return answered_labels(ctx.spark, ctx.paths)
+
+
+def with_person_answers(pseudo: DataFrame, answers: DataFrame) -> DataFrame:
+    """train.labels none with a person's answers: their matches become train links, and a
+    pseudo-link goes where they contradict it: they answered that pair (not a match, or
+    unsure), or matched one of its ends to another entity."""
+    keys = ["id_a", "id_b", "type"]
+    matched = answers.where(F.col("label") == 1).select(*keys)
+    kept = pseudo.join(answers.select(*keys), keys, "left_anti")
+    for end in ("id_a", "id_b"):
+        kept = kept.join(matched.select(end, "type"), [end, "type"], "left_anti")
+    return kept.unionByName(matched.withColumn("split", F.lit("train")))
 
 
 def training_links(ctx: StageContext, answers: DataFrame | None) -> DataFrame:
@@ -181,16 +193,21 @@ def training_links(ctx: StageContext, answers: DataFrame | None) -> DataFrame:
         evidence = (spark.read.parquet(str(paths.shards)).select("id_a", "id_b", "type", *evidence_columns)
                     if computed else None)
         links = pseudo_links(spark.read.parquet(str(paths.candidates)), evidence, cfg)
+        if answers is not None:
+            links = with_person_answers(links, answers)
     # written once and read back: every later step reads plain files (and the Delta table's
     # partitioning never meets the gold's in one plan)
     links.write.mode("overwrite").parquet(str(paths.training_links))
     return spark.read.parquet(str(paths.training_links))
 
 
-def pseudo_link_figures(ctx: StageContext, links: DataFrame) -> dict:
-    """How many pseudo-links the run used and, where gold links exist, how many of those of the
-    types the gold links cover are right (pseudo-links of other types, say authors where only
-    papers have gold links, can be judged by nothing)."""
+def pseudo_link_figures(ctx: StageContext, links: DataFrame, answers: DataFrame | None) -> dict:
+    """How many pseudo-links the run used (a person's matches not counted) and, where gold links
+    exist, how many of those of the types the gold links cover are right (pseudo-links of other
+    types, say authors where only papers have gold links, can be judged by nothing)."""
+    if answers is not None:
+        links = links.join(answers.where(F.col("label") == 1).select("id_a", "id_b", "type"),
+                           ["id_a", "id_b", "type"], "left_anti")
     counts = {r["split"]: r["count"] for r in links.groupBy("split").count().collect()}
     figures = {"pseudo_links": sum(counts.values()), "pseudo_valid": counts.get("valid", 0)}
     gold = ctx.spark.read.parquet(str(ctx.paths.gold))
@@ -345,5 +362,6 @@ def run(ctx: StageContext) -> StageResult:
                  "threshold_chosen_on": chosen_on,
                  "best_epoch": result.best_epoch, "epochs_run": len(result.history), "model_version": version,
                  "seed_anchors": len(seeds),
-                 **(pseudo_link_figures(ctx, links) if cfg.train.labels == "none" else user_label_counts(answers))},
+                 **(pseudo_link_figures(ctx, links, answers) if cfg.train.labels == "none" else {}),
+                 **user_label_counts(answers)},
     )

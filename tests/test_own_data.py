@@ -52,6 +52,20 @@ def test_without_labels_the_run_bootstraps_its_own_seed_links(flat_run, spark, t
     assert summaries["evaluate"]["metrics"]["f1"] > 0.5, summaries["evaluate"]["metrics"]
 
 
+def test_a_persons_answers_override_the_pseudo_links(spark):
+    from pipeline.train import with_person_answers
+
+    pseudo = spark.createDataFrame(
+        [("a1", "b1", "t", "train"), ("a2", "b2", "t", "valid"), ("a3", "b3", "t", "train"), ("a4", "b4", "t", "train")],
+        "id_a string, id_b string, type string, split string")
+    answers = spark.createDataFrame(
+        [("a1", "b1", "t", 0), ("a2", "b9", "t", 1), ("a5", "b5", "t", 1), ("a4", "b4", "t", None)],
+        "id_a string, id_b string, type string, label int")
+    links = {(r["id_a"], r["id_b"]): r["split"] for r in with_person_answers(pseudo, answers).collect()}
+    # a1-b1 answered "not", a2-b2 loses a2 to the match a2-b9, a4-b4 answered unsure
+    assert links == {("a3", "b3"): "train", ("a2", "b9"): "train", ("a5", "b5"): "train"}
+
+
 def test_labels_none_refuses_switches_that_read_gold_links(flat_run):
     from pipeline.config import PipelineConfig
 
@@ -142,6 +156,18 @@ def test_label_job_asks_records_resumes_and_train_learns_from_the_answers(flat_r
     train = run_pipeline(cfg, "flat", ["train"], spark=spark)["train"]
     assert train["user_labels"] == {"match": 5, "not": 8, "unsure": 2}
     assert train["positives"] == before + len(new_matches)
+
+    # without known matches (train.labels none) the answers count too: the person's matches are
+    # train links beside the pseudo-links, and no pseudo-link they contradict is kept
+    unlabelled = cfg.model_copy(update={"train": cfg.train.model_copy(update={"labels": "none"})})
+    train = run_pipeline(unlabelled, "flat", ["train"], spark=spark)["train"]
+    assert train["user_labels"] == {"match": 5, "not": 8, "unsure": 2}
+    links = {(r["id_a"], r["id_b"]): r["split"] for r in spark.read.parquet(str(paths.training_links)).collect()}
+    matches = {(r["id_a"], r["id_b"]) for r in answers.where("label = 1").collect()}
+    assert all(links.get(m) == "train" for m in matches), matches
+    others = {(r["id_a"], r["id_b"]) for r in answers.where("label = 0 OR label IS NULL").collect()}
+    assert not others & set(links)
+    assert train["pseudo_links"] == len(links) - len(matches)
 
     names = pd.read_parquet(paths.node_index).assign(key=lambda f: list(zip(f.kg, f.id))).set_index("key").name
     html = report.labels_section(paths, names, {"f1": 0.5, "train": {"valid_f1": 0.9}})
