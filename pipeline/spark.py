@@ -3,9 +3,9 @@
 Under spark-submit (``./spark-submit.sh``) the master, jars and Java options come from the command
 line and are left alone; in tests, benchmarks and notebooks this module sets them.
 
-The driver's JVM maps the classes Spark loads from a class-data archive where ``make setup`` built
-one (``CLASS_ARCHIVE``, ``pipeline.runner.build_class_archive``): a cold JVM then starts each stage's first
-queries sooner. An archive that does not fit the JVM or the jars is ignored by the JVM.
+The driver's JVM maps the classes Spark loads from a class-data archive where ``make setup``
+built one (``CLASS_ARCHIVE``, ``pipeline.runner.build_class_archive``): a cold JVM then starts
+each stage's first queries sooner. An archive that does not fit the JVM or the jars is skipped.
 
 Spark's own log output is WARN by default (conf/log4j2.properties, which says how to turn it back
 on: ``KGMERGE_SPARK_LOG=INFO``); the product's ``kgmerge`` log lines are not Spark's and stay.
