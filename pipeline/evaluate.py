@@ -38,7 +38,7 @@ from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite
 
 from model.metrics import at_threshold, average_precision, best_f1, f1_score, recall_at_precision
 from pipeline.pairs import touching, touching_rows
-from pipeline.report import write_report
+from pipeline.run_report import write_report
 from pipeline.stage import StageContext, StageResult, read_stage_log
 from pipeline.unified import current_links, read_merged
 

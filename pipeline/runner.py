@@ -164,9 +164,9 @@ def label_main(argv: list[str] | None = None) -> int:
 
 
 def report_main(argv: list[str] | None = None) -> int:
-    """The ``report`` job: rewrite a run's report (pipeline/report.py), e.g. to explain another
+    """The ``report`` job: rewrite a run's report (pipeline/run_report.py), e.g. to explain another
     pair; no Spark."""
-    from pipeline.report import write_report
+    from pipeline.run_report import write_report
 
     p = argparse.ArgumentParser(prog="jobs/report.py", description="Rewrite a run's HTML report, e.g. to "
                                 "explain another pair (no Spark; the evaluate stage writes it first).")

@@ -132,7 +132,7 @@ def test_label_job_asks_records_resumes_and_train_learns_from_the_answers(flat_r
 
     import pandas as pd
 
-    from pipeline import labelling, report
+    from pipeline import labelling, run_report
 
     cfg, paths, summaries = flat_run
     keys = "y\nn\nu\nmaybe\ny\nn\ny\ny\nn\nu\ny\nq\n"  # ten answers, one re-asked, then quit
@@ -170,5 +170,5 @@ def test_label_job_asks_records_resumes_and_train_learns_from_the_answers(flat_r
     assert train["pseudo_links"] == len(links) - len(matches)
 
     names = pd.read_parquet(paths.node_index).assign(key=lambda f: list(zip(f.kg, f.id))).set_index("key").name
-    html = report.labels_section(paths, names, {"f1": 0.5, "train": {"valid_f1": 0.9}})
+    html = run_report.labels_section(paths, names, {"f1": 0.5, "train": {"valid_f1": 0.9}})
     assert "15 pairs answered" in html and "tester" in html and "not a match" in html

@@ -1,4 +1,4 @@
-"""The per-run HTML report (pipeline/report.py, model/explain.py): pure functions without Spark,
+"""The per-run HTML report (pipeline/run_report.py, model/explain.py): pure functions without Spark,
 then the report the pipeline run wrote, rendered in real headless Chromium."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from model.explain import Neighbour, explain_row
 from model.infer import score_table
 from model.metrics import at_threshold, pr_curve
 from model.network import CGMuAlign
-from pipeline import report
+from pipeline import run_report as report
 
 SECTIONS = ("blocking", "scores", "pr-curve", "per-type", "uncertain", "explanation")
 
