@@ -76,8 +76,10 @@ SPARK_SUBMIT = os.environ.get("KGMERGE_SPARK_SUBMIT") or _venv_file(KGMERGE_HOME
 # --- used in the templates (rendered on the worker, just before the task runs) ---
 
 def folder_safe(value: str) -> str:
-    """A run id as a folder name: runs of characters other than letters, digits, '_' and '.' become '-'."""
-    safe = re.sub(r"[^A-Za-z0-9_.]+", "-", str(value)).strip(".-")
+    """A run id as a folder name, as pipeline/schema.py ``check_run_id`` accepts it: runs of
+    characters other than letters, digits, '_' and '.' (and runs of dots) become '-', at most
+    128 characters."""
+    safe = re.sub(r"[^A-Za-z0-9_.]+|\.{2,}", "-", str(value)).strip("._-")[:128].rstrip("._-")
     return safe or "run"
 
 

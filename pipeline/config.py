@@ -258,6 +258,21 @@ class PipelineConfig(Settings):
     collective: CollectiveConfig = CollectiveConfig()
     merge: MergeConfig = MergeConfig()
 
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse_can_be_written(cls, v: Path) -> Path:
+        if "`" in str(v):  # Delta names a path table delta.`<path>`, and Spark re-quotes it unescaped
+            raise ValueError(f"'{v}' holds a backtick, which Delta cannot name a table under: choose a folder "
+                             "without one")
+        folder = v.resolve()
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"'{v}' cannot be made: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"'{v}' cannot be written: {existing} is not writable by this user (or is on a "
+                             "read-only file system); choose a folder you can write, or change its permissions")
+        return v
+
     @model_validator(mode="after")
     def _labels_none_reads_no_gold(self) -> "PipelineConfig":
         if self.train.labels == "none":

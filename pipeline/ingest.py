@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import validate
-from pipeline.schema import EDGES, GOLD, LABELLED, NODES, REJECTED
+from pipeline.schema import EDGES, GOLD, LABELLED, NODES, REJECTED, delta_table_name
 from pipeline.sources import adapter
 from pipeline.stage import StageContext, StageResult
 
@@ -28,12 +28,13 @@ def _conform(df: DataFrame, schema) -> DataFrame:
 
 
 def write_rejected(spark: SparkSession, path, rejected: DataFrame, run_id: str, stage: str) -> None:
-    """Replaces this run's and stage's rows of the ``rejected`` Delta table (so a rerun does not
-    add them twice); the table is created on first use."""
+    """Replaces this run's and stage's rows of the ``rejected`` Delta table in one commit (so a
+    rerun does not add them twice, and a reader sees the old rows or the new, never neither);
+    the table is created on first use."""
     DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(REJECTED).execute()
     rows = rejected.select(F.lit(run_id).alias("run_id"), F.lit(stage).alias("stage"), *rejected.columns)
-    (rows.select(*REJECTED.fieldNames()).write.format("delta").mode("overwrite")
-     .option("replaceWhere", f"run_id = '{run_id}' AND stage = '{stage}'").save(str(path)))
+    (rows.select(*REJECTED.fieldNames()).writeTo(delta_table_name(path))
+     .overwrite((F.col("run_id") == run_id) & (F.col("stage") == stage)))
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -30,7 +30,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipeline.config import PipelineConfig
-from pipeline.schema import KG_A, KG_B, USER_LABEL, Paths
+from pipeline.schema import KG_A, KG_B, USER_LABEL, Paths, run_id_argument
 from pipeline.unified import current_links, read_merged
 
 KEYS = ["id_a", "id_b", "type"]
@@ -197,7 +197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="jobs/label.py", description="Label candidate pairs in the terminal; "
                                 "the next train run learns from the answers.")
     p.add_argument("config", help="YAML config file, e.g. conf/dblp_acm.yaml")
-    p.add_argument("--run-id", default=os.environ.get("KGMERGE_RUN_ID", "local"),
+    p.add_argument("--run-id", type=run_id_argument, default=os.environ.get("KGMERGE_RUN_ID", "local"),
                    help="the run whose scores choose the pairs (default: $KGMERGE_RUN_ID or 'local')")
     p.add_argument("--user", default=os.environ.get("KGMERGE_USER") or _login(), help="who answers (default: your login)")
     p.add_argument("--limit", type=int, default=20, help="pairs to ask at most (default 20)")

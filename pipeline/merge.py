@@ -37,7 +37,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline.pairs import mutual_best
-from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES
+from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES, delta_table_name
 from pipeline.stage import StageContext, StageResult
 
 log = logging.getLogger("kgmerge")
@@ -113,7 +113,7 @@ def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[st
 def enable_change_feed(spark: SparkSession, table: DeltaTable, path) -> None:
     """A table made before the change data feed was on gets it (one commit, once)."""
     if table.detail().first()["properties"].get(CHANGE_FEED) != "true":
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')")
+        spark.sql(f"ALTER TABLE {delta_table_name(path)} SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')")
         log.info("merge: turned on the change data feed of %s", path)
 
 
@@ -129,7 +129,7 @@ def add_new_columns(spark: SparkSession, path, schema) -> None:
         raise ValueError(f"Delta table {path} lacks required column(s) {required}: it was written by an "
                          "incompatible version; move it aside and rerun merge to rebuild it")
     columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-    spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+    spark.sql(f"ALTER TABLE {delta_table_name(path)} ADD COLUMNS ({columns})")
     log.info("merge: added column(s) %s to %s", [f.name for f in missing], path)
 
 

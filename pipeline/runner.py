@@ -18,7 +18,7 @@ import yaml
 from pyspark.sql import functions as F
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
-from pipeline.schema import Paths
+from pipeline.schema import Paths, run_id_argument
 from pipeline.spark import CLASS_ARCHIVE, REPO, get_spark
 from pipeline.stage import StageContext, StageResult, run_stage
 
@@ -104,12 +104,13 @@ def parse_args(stage: str, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("config", help="YAML config file, e.g. conf/dblp_acm.yaml")
     p.add_argument(
         "--run-id",
+        type=run_id_argument,
         default=os.environ.get("KGMERGE_RUN_ID", DEFAULT_RUN_ID),
         help="names the run's folder under <warehouse>/runs; stages of one run share it "
         "(default: $KGMERGE_RUN_ID or 'local')",
     )
     if stage in ("pipeline", "train", "score"):
-        p.add_argument("--base-run", metavar="RUN_ID",
+        p.add_argument("--base-run", metavar="RUN_ID", type=run_id_argument,
                        help="use this finished run's model instead of training one")
         p.add_argument("--incremental", action="store_true",
                        help="a new load of the same graphs: reuse the base run's model and the scores of "
@@ -171,7 +172,7 @@ def report_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="jobs/report.py", description="Rewrite a run's HTML report, e.g. to "
                                 "explain another pair (no Spark; the evaluate stage writes it first).")
     p.add_argument("config", help="YAML config file, e.g. conf/dblp_acm.yaml")
-    p.add_argument("--run-id", default=os.environ.get("KGMERGE_RUN_ID", DEFAULT_RUN_ID),
+    p.add_argument("--run-id", type=run_id_argument, default=os.environ.get("KGMERGE_RUN_ID", DEFAULT_RUN_ID),
                    help="the run whose report to rewrite (default: $KGMERGE_RUN_ID or 'local')")
     p.add_argument("--pair", nargs=2, metavar=("ID_A", "ID_B"), help="the pair to explain")
     p.add_argument("--anchors-round", type=int, help="anchors file the last scoring round read (default: the last)")

@@ -50,6 +50,8 @@ backwards (dst -> src) has id ``i + R`` where R is the vocabulary size.
 """
 from __future__ import annotations
 
+import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,12 +243,51 @@ STAGE_OUTPUTS = {
 }
 
 
+# A run id names a folder (``runs/<run_id>``, ``reports/<run_id>``) and a value in Delta tables,
+# so it is held to characters that mean nothing to a file system or to SQL.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+RUN_ID_RULE = "1 to 128 letters, digits, '_', '-' or '.', starting with a letter or a digit, without '..'"
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` itself where it is usable, else a ValueError that says what a run id may hold.
+
+    >>> check_run_id("nightly-2026-12-07")
+    'nightly-2026-12-07'
+    """
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise ValueError(f"run id {run_id!r} cannot be used: it names the run's folder, so it must be "
+                         f"{RUN_ID_RULE} (e.g. 'nightly-2026-12-07')")
+    return run_id
+
+
+def run_id_argument(value: str) -> str:
+    """The argparse ``type`` of ``--run-id`` and ``--base-run``: a bad id is a usage error."""
+    try:
+        return check_run_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def delta_table_name(path) -> str:
+    """The SQL name of the Delta table at ``path`` (``delta.`<path>```, backticks in it doubled),
+    for the few operations only SQL or the V2 writer offer.
+
+    >>> delta_table_name("/data/wh/`odd`")
+    'delta.`/data/wh/``odd```'
+    """
+    return "delta.`" + str(path).replace("`", "``") + "`"
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where every table of one warehouse and one run lives."""
 
     warehouse: Path
     run_id: str
+
+    def __post_init__(self) -> None:
+        check_run_id(self.run_id)
 
     @property
     def input(self) -> Path:

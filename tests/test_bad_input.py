@@ -3,22 +3,26 @@ run before anything is written, with a message naming the file, row or key and w
 goes on with the bad rows in the ``rejected`` Delta table — and rows in = rows kept + rows rejected."""
 from __future__ import annotations
 
+import ast
 import csv
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from pipeline import extract, ingest
+from pipeline import extract, ingest, runner
 from pipeline.config import ConfigError, ExtractConfig, load_config
-from pipeline.schema import Paths
+from pipeline.schema import REJECTED_INPUT, Paths, check_run_id
 from pipeline.stage import StageContext, run_stage
 from pipeline.validate import InputError
 
 from conftest import DATA, write_config
 
 BAD = DATA / "bad"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(tmp: Path, case: str | Path, **sections):
@@ -168,6 +172,15 @@ def test_config_with_unknown_key_or_bad_value_stops_at_load(tmp_path):
     assert "file_format" in message
 
 
+@pytest.mark.parametrize("where", ["a_file/warehouse", "odd`name/warehouse"])
+def test_a_warehouse_that_cannot_be_written_stops_at_load(tmp_path, where):
+    (tmp_path / "a_file").write_text("not a folder")
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"dataset: {{name: x, format: tables, path: {BAD / 'good'}}}\nwarehouse: {tmp_path / where}\n")
+    with pytest.raises(ConfigError, match="warehouse: .*(is a file, not a folder|backtick)"):
+        load_config(path)
+
+
 def test_a_node_with_100000_neighbours_is_kept_and_sampled_to_the_cap(spark, tmp_path):
     """A venue with 100,000 papers: ingest keeps it all, extract's sampler keeps `cap` of them."""
     case = tmp_path / "hub"
@@ -187,3 +200,43 @@ def test_a_node_with_100000_neighbours_is_kept_and_sampled_to_the_cap(spark, tmp
     sampled = extract.sample_neighbours(directed, ExtractConfig(cap=10)).where(F.col("src") == hub)
     assert directed.where(F.col("src") == hub).count() == 100_000 + 6  # and the six VLDB papers of the slice
     assert sampled.count() == 10 and sampled.select("dst").distinct().count() == 10
+
+
+@pytest.mark.parametrize("run_id", ["a'b", "../elsewhere", "a/b", "", " x", "x..y", "a" * 129, "x;DROP"])
+def test_run_ids_that_cannot_name_a_folder_are_refused(run_id, tmp_path, capsys):
+    with pytest.raises(ValueError, match="run id .* cannot be used"):
+        Paths(tmp_path, run_id)
+    with pytest.raises(SystemExit) as exit_:
+        runner.parse_args("pipeline", [str(tmp_path / "conf.yaml"), "--run-id", run_id])
+    assert exit_.value.code == 2 and "cannot be used" in capsys.readouterr().err
+
+
+def test_the_airflow_run_id_made_folder_safe_is_a_run_id():
+    """dags/kgmerge_dag.py cannot import pipeline (a scheduler has only Airflow), so its own
+    ``folder_safe`` must land inside the rule ``check_run_id`` holds run ids to."""
+    tree = ast.parse((REPO / "dags" / "kgmerge_dag.py").read_text())
+    source = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "folder_safe")
+    namespace = {"re": re}
+    exec(compile(ast.Module([source], []), "kgmerge_dag.py", "exec"), namespace)
+    for airflow_id in ["manual__2026-01-01T00:00:00.123456+00:00", "scheduled__2026-12-07T00:00:00+00:00",
+                       "a'b", "../../etc", "x..y", "...", "é" * 300, "a" * 400 + "."]:
+        assert check_run_id(namespace["folder_safe"](airflow_id))
+
+
+def test_rejected_rows_are_replaced_under_a_column_condition(spark, tmp_path):
+    """write_rejected replaces one run's and stage's rows in one commit, whatever the run id and
+    the path hold: the condition is built from Columns, not spelt as SQL."""
+    path = tmp_path / "odd 'wh" / "rejected"
+    row = {"source": "nodes", "kg": "A", "row": 1, "record": "{}", "reason": "missing name"}
+
+    def rejected(n: int):
+        return spark.createDataFrame([{**row, "row": i} for i in range(n)], REJECTED_INPUT)
+
+    ingest.write_rejected(spark, path, rejected(3), "it's", "ingest")
+    ingest.write_rejected(spark, path, rejected(2), "other", "ingest")
+    ingest.write_rejected(spark, path, rejected(1), "it's", "ingest")  # a rerun replaces its 3 rows
+    table = spark.read.format("delta").load(str(path))
+    assert {(r["run_id"], r["n"]) for r in table.groupBy("run_id").agg(F.count("*").alias("n")).collect()} \
+        == {("it's", 1), ("other", 2)}
+    history = DeltaTable.forPath(spark, str(path)).history().orderBy("version").collect()
+    assert [h["operation"] for h in history] == ["CREATE TABLE", "WRITE", "WRITE", "WRITE"]  # one commit each
