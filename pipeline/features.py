@@ -119,16 +119,19 @@ def cached_vectors(spark, path) -> DataFrame | None:
 
 
 def parse_number(value: Column) -> Column:
-    """A string attribute -> double: plain numbers, money, percentages, m:ss durations, dates."""
+    """A string attribute -> double: plain numbers, money, percentages, m:ss durations, dates;
+    null where none of these (NaN and infinities too: one would make every node's z-score NaN)."""
     text = F.trim(value)
-    plain = F.regexp_replace(text, r"[$€£%,\s]", "").try_cast("double")
+    number = F.regexp_replace(text, r"[$€£%,\s]", "").try_cast("double")
+    plain = F.when(~F.isnan(number) & (F.abs(number) < F.lit(float("inf"))), number)
     parts = F.split(text, ":")
     duration = F.when(
         text.rlike(r"^\d{1,3}:\d{2}(:\d{2})?$"),
         F.aggregate(parts, F.lit(0.0), lambda acc, p: acc * 60 + p.cast("double")),
     )
     stamp = F.coalesce(*[F.try_to_timestamp(text, F.lit(fmt)) for fmt in
-                         ("yyyy-MM-dd", "dd-MMM-yy", "d-MMM-yy", "MMMM d, yyyy", "MMM d, yyyy")])
+                         ("yyyy-MM-dd", "yyyy/MM/dd", "dd-MMM-yy", "d-MMM-yy", "MMMM d, yyyy", "MMM d, yyyy")]
+                        + [F.try_to_timestamp(text)])  # ISO 8601 date-times
     as_year = F.year(stamp) + (F.dayofyear(stamp) - 1) / 366.0
     return F.coalesce(plain, duration, as_year)
 

@@ -4,18 +4,20 @@ are rejected and why, and which problems stop the run.
 Rejected (the rest goes on; each row lands in the ``rejected`` Delta table with its reason,
 written ``<kind>: <details>`` so that reasons group by kind):
 
-- nodes: an empty id or type, a ``kg`` other than A/B, an id that several rows of one graph
-  share (every copy: which one is right cannot be told), no name where blocking is by names
-  (such a node could never be a candidate);
+- nodes: an empty id or type (empty: nothing but white space, in any script), a ``kg`` other
+  than A/B, an id that several rows of one graph share (every copy: which one is right cannot
+  be told), a name longer than ``MAX_NAME_CHARS``, no name where blocking is by names (such a
+  node could never be a candidate);
 - edges: an empty src, rel or dst, an end that is no kept node of its graph, a self-loop, a
   repeat of an edge already kept;
-- gold links and labelled pairs: an end that is no kept node of its graph, or a node of another
-  type; a split other than train/valid/test; a repeated gold link.
+- gold links and labelled pairs: an end that is no kept node of its graph (``id_a`` in A,
+  ``id_b`` in B), or a node of another type; a split other than train/valid/test; a repeated
+  gold link.
 
 Stop the run before anything is written (``InputError``): a graph left with no nodes, and node
 types named in the config that the data does not have.
 
-Names: outer whitespace stripped, an empty name becomes null; any script is kept as it is.
+Names: outer white space stripped, an empty name becomes null; any script is kept as it is.
 """
 from __future__ import annotations
 
@@ -44,8 +46,18 @@ class Checked:
     rejected: DataFrame  # REJECTED_INPUT
 
 
+# A name is what an entity is called; a longer text (a description, a whole record pasted into
+# one field) belongs in an attribute, and would cost the encoder and blocking for nothing.
+MAX_NAME_CHARS = 10_000
+
+
+def _stripped(col: Column) -> Column:
+    """``col`` without outer white space of any script (Spark's ``trim`` strips only spaces)."""
+    return F.regexp_replace(col, r"(?U)^\s+|\s+$", "")
+
+
 def _blank(col: Column) -> Column:
-    return col.isNull() | (F.length(F.trim(col)) == 0)
+    return col.isNull() | (F.length(_stripped(col)) == 0)
 
 
 def _record(df: DataFrame, schema) -> Column:
@@ -70,7 +82,8 @@ def _first(*cases: tuple[Column, Column | str]) -> Column:
 
 
 def check_nodes(nodes: DataFrame, need_names: bool) -> tuple[DataFrame, DataFrame]:
-    nodes = nodes.withColumn("name", F.when(F.length(F.trim("name")) > 0, F.trim("name")))
+    name = _stripped(F.col("name"))
+    nodes = nodes.withColumn("name", F.when(F.length(name) > 0, name))
     copies = F.count(F.lit(1)).over(Window.partitionBy("kg", "id"))
     reason = _first(
         (_blank(F.col("id")), "empty id: the row has no id"),
@@ -79,6 +92,9 @@ def check_nodes(nodes: DataFrame, need_names: bool) -> tuple[DataFrame, DataFram
         (_blank(F.col("type")), "empty type: the row has no type"),
         (copies > 1, F.format_string("duplicate id: %d rows of graph %s have id '%s'; ids must be unique "
                                      "per graph, so every copy is rejected", copies, F.col("kg"), F.col("id"))),
+        (F.length("name") > MAX_NAME_CHARS,
+         F.format_string("name too long: %d characters, at most %d; a name is what the entity is called: put "
+                         "longer text in another column (an attribute)", F.length("name"), F.lit(MAX_NAME_CHARS))),
         (F.lit(need_names) & F.col("name").isNull(),
          "no name: with block.method 'names' a node without a name can never be a candidate; give it a "
          "name, or use block.method 'anchors'"),
@@ -115,10 +131,10 @@ def check_edges(edges: DataFrame, nodes: DataFrame) -> tuple[DataFrame, DataFram
 def _link_reason(df: DataFrame, nodes: DataFrame) -> tuple[DataFrame, list[tuple[Column, Column | str]]]:
     tagged = _end(_end(df, nodes, KG_A, "id_a", "_a_ok"), nodes, KG_B, "id_b", "_b_ok")
     cases = [
-        (~F.col("_a_ok"), F.format_string("unknown id_a: '%s' is not a kept node of graph A (unknown, or rejected)",
-                                          F.col("id_a"))),
-        (~F.col("_b_ok"), F.format_string("unknown id_b: '%s' is not a kept node of graph B (unknown, or rejected)",
-                                          F.col("id_b"))),
+        (~F.col("_a_ok"), F.format_string("unknown id_a: '%s' is not a kept node of graph A (unknown, rejected, "
+                                          "or in graph B: a link joins a node of A to one of B)", F.col("id_a"))),
+        (~F.col("_b_ok"), F.format_string("unknown id_b: '%s' is not a kept node of graph B (unknown, rejected, "
+                                          "or in graph A: a link joins a node of A to one of B)", F.col("id_b"))),
         ((F.col("_a_ok_type") != F.col("type")) | (F.col("_b_ok_type") != F.col("type")),
          F.format_string("type mismatch: the link says type '%s' but its nodes are '%s' and '%s'",
                          F.col("type"), F.col("_a_ok_type"), F.col("_b_ok_type"))),

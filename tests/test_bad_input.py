@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import math
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from pipeline import extract, ingest, runner
+from pipeline import extract, features, ingest, runner
 from pipeline.config import ConfigError, ExtractConfig, load_config
 from pipeline.schema import REJECTED_INPUT, Paths, check_run_id
 from pipeline.stage import StageContext, run_stage
@@ -240,3 +241,42 @@ def test_rejected_rows_are_replaced_under_a_column_condition(spark, tmp_path):
         == {("it's", 1), ("other", 2)}
     history = DeltaTable.forPath(spark, str(path)).history().orderBy("version").collect()
     assert [h["operation"] for h in history] == ["CREATE TABLE", "WRITE", "WRITE", "WRITE"]  # one commit each
+
+
+def test_a_byte_order_mark_and_windows_line_ends_read_as_the_good_case(spark, tmp_path):
+    summary, rejected, paths = ingest_case(spark, tmp_path / "bom", "bom_crlf")
+    good, _, good_paths = ingest_case(spark, tmp_path / "good", "good")
+    assert rejected == [] and summary["rows_out"] == good["rows_out"]
+    for table in ("nodes", "edges", "gold"):
+        def rows(p):
+            return sorted(map(str, spark.read.parquet(str(getattr(p, table))).collect()))
+        assert rows(paths) == rows(good_paths), table  # no '\ufeff' in the first column, no '\r' in the last
+
+
+def test_odd_values_are_rejected_with_their_reason_or_read_as_numbers(spark, tmp_path):
+    summary, rejected, paths = ingest_case(spark, tmp_path, "odd_values")
+    assert reasons(rejected) == [("gold", "unknown id_a"), ("nodes", "empty id"), ("nodes", "no name")]
+    assert "or in graph B" in next(r["reason"] for r in rejected if r["source"] == "gold")
+    years = [r["attrs"]["year"] for r in spark.read.parquet(str(paths.nodes))
+             .where("type = 'paper' AND attrs['year'] IS NOT NULL").collect()]
+    parsed = spark.createDataFrame([(y,) for y in years], "year string").select(
+        "year", features.parse_number(F.col("year")).alias("value")).collect()
+    values = {r["year"]: r["value"] for r in parsed}
+    assert all(values[y] is None for y in ("NaN", "Infinity", "-inf"))  # no number, not NaN
+    assert values["1e308"] == 1e308
+    for date in ("2001-05-03", "2001/05/03", "May 3, 2001", "3-May-01", "2001-05-03T10:00:00Z"):
+        assert values[date] == pytest.approx(2001 + 122 / 366), date  # the 3rd of May, 2001
+    nodes = spark.read.parquet(str(paths.nodes))
+    num = [x for r in features.numeric_features(nodes, ["year"]).collect() for x in r["num"]]
+    assert num and all(math.isfinite(x) for x in num)
+
+
+def test_a_name_of_a_megabyte_is_rejected_and_its_edges_follow(spark, tmp_path):
+    case = tmp_path / "long_name"
+    shutil.copytree(BAD / "good", case)
+    with open(case / "nodes.csv", "a", newline="") as nodes, open(case / "edges.csv", "a", newline="") as edges:
+        csv.writer(nodes, lineterminator="\n").writerow(["A", "paper/huge", "paper", "word " * 200_000, "2001"])
+        csv.writer(edges, lineterminator="\n").writerow(["A", "paper/huge", "published_in", "venue/vldb"])
+    summary, rejected, _ = ingest_case(spark, tmp_path, case)
+    assert reasons(rejected) == [("edges", "unknown src"), ("nodes", "name too long")]
+    assert "999999 characters, at most 10000" in next(r["reason"] for r in rejected if r["source"] == "nodes")

@@ -115,6 +115,27 @@ def main() -> None:
     t["nodes"] = [{"kg": n["kg"], "identifier": n["id"], "type": n["type"], "label": n["name"]} for n in t["nodes"]]
     write("wrong_columns", t)
 
+    t = copy(good)  # odd values: blank ids and names in other scripts' white space, numbers that are
+    # no numbers, one date written five ways, a gold link whose two ends are both in graph B
+    papers = [n for n in t["nodes"] if n["type"] == "paper"]
+    odd_years = ["NaN", "Infinity", "-inf", "1e308", "2001-05-03", "2001/05/03", "May 3, 2001", "3-May-01",
+                 "2001-05-03T10:00:00Z"]
+    for paper, year in zip(papers, odd_years):
+        paper["year"] = year
+    t["nodes"].append({"kg": "A", "id": " \t ", "type": "author", "name": "tab and spaces", "year": ""})
+    t["nodes"].append({"kg": "B", "id": "author/nbsp", "type": "author", "name": "\u00a0\u2003", "year": ""})
+    b_papers = [n["id"] for n in papers if n["kg"] == "B"]
+    t["gold"].append({"id_a": b_papers[0], "id_b": b_papers[1], "type": "paper", "split": "test"})
+    write("odd_values", t)
+
+    # a byte-order mark and Windows line ends (what Excel writes): read as the good case
+    folder = HERE / "bom_crlf"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(HERE / "good", folder)
+    for path in folder.glob("*.csv"):
+        text = path.read_text(encoding="utf-8")
+        path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+
     write("malformed_rows", good)
     path = HERE / "malformed_rows" / "nodes.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
