@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import validate
+from pipeline.conflicts import retry_on_conflict
 from pipeline.schema import EDGES, GOLD, LABELLED, NODES, REJECTED, delta_table_name
 from pipeline.sources import adapter
 from pipeline.stage import StageContext, StageResult
@@ -31,10 +32,14 @@ def write_rejected(spark: SparkSession, path, rejected: DataFrame, run_id: str, 
     """Replaces this run's and stage's rows of the ``rejected`` Delta table in one commit (so a
     rerun does not add them twice, and a reader sees the old rows or the new, never neither);
     the table is created on first use."""
-    DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(REJECTED).execute()
     rows = rejected.select(F.lit(run_id).alias("run_id"), F.lit(stage).alias("stage"), *rejected.columns)
-    (rows.select(*REJECTED.fieldNames()).writeTo(delta_table_name(path))
-     .overwrite((F.col("run_id") == run_id) & (F.col("stage") == stage)))
+
+    def replace() -> None:
+        DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(REJECTED).execute()
+        (rows.select(*REJECTED.fieldNames()).writeTo(delta_table_name(path))
+         .overwrite((F.col("run_id") == run_id) & (F.col("stage") == stage)))
+
+    retry_on_conflict(replace, f"ingest: rejected rows into {path}")
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -36,6 +36,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline.conflicts import own_commit, retry_on_conflict, tagged_commit
 from pipeline.pairs import mutual_best
 from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES, delta_table_name
 from pipeline.stage import StageContext, StageResult
@@ -83,7 +84,14 @@ def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[st
                close_in_run: str | None = None) -> dict:
     """MERGE ``rows`` into the Delta table at ``path`` (created if missing, with its change data
     feed on); returns the metrics and the version it committed. Target rows the source lacks
-    are deleted, or, with ``close_in_run``, kept with ``closed_in_run`` set to it."""
+    are deleted, or, with ``close_in_run``, kept with ``closed_in_run`` set to it. A MERGE that
+    another writer's commit beat is rerun on the new version (``pipeline.conflicts``)."""
+    return retry_on_conflict(lambda: _merge_once(spark, path, rows, schema, keys, close_in_run),
+                             f"merge: MERGE into {path}")
+
+
+def _merge_once(spark: SparkSession, path, rows: DataFrame, schema, keys: list[str],
+                close_in_run: str | None) -> dict:
     (DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema)
      .property(CHANGE_FEED, "true").execute())
     add_new_columns(spark, path, schema)
@@ -103,8 +111,9 @@ def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[st
     else:
         merge = merge.whenNotMatchedBySourceUpdate(condition=t("closed_in_run").isNull(),
                                                    set={"closed_in_run": F.lit(close_in_run)})
-    merge.execute()
-    last = target.history(1).select("version", "operation", "operationMetrics").first()
+    with tagged_commit(spark) as tag:
+        merge.execute()
+    last = own_commit(target, tag)
     return {"operation": last["operation"], "version": int(last["version"]),
             **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
                if k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")}}
@@ -137,7 +146,8 @@ def log_merge(spark: SparkSession, path, run_id: str, versions: dict[str, int]) 
     row = spark.createDataFrame([(run_id, datetime.now(timezone.utc).replace(tzinfo=None),
                                   versions["alignment"], versions["unified_nodes"], versions["unified_edges"])],
                                 MERGE_LOG)
-    row.write.format("delta").mode("append").save(str(path))
+    # appends never conflict with appends; only two first writes of a new log can
+    retry_on_conflict(lambda: row.write.format("delta").mode("append").save(str(path)), f"merge: append to {path}")
 
 
 def run(ctx: StageContext) -> StageResult:

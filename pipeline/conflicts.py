@@ -1,0 +1,92 @@
+"""Delta's optimistic concurrency, for the pipeline's writers: a transaction that another writer's
+commit beat (two runs merging into one warehouse, an Airflow retry while the first attempt still
+runs) fails with one of Delta's conflict exceptions and nothing of it is committed; it is rerun
+on the new version of the table until it commits.
+
+    >>> version = retry_on_conflict(lambda: merge_rows(...), f"MERGE into {path}")
+
+Every writer of a shared Delta table recomputes what it writes from the table as it then is, so a
+retry is the whole read-modify-write, never a replay of an old plan.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+import uuid
+from typing import Callable, Iterator, TypeVar
+
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
+from delta.tables import DeltaTable
+from pyspark.sql import Row, SparkSession
+from pyspark.sql import functions as F
+
+log = logging.getLogger("kgmerge")
+# Delta writes this session setting into the commit's ``userMetadata``
+COMMIT_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+T = TypeVar("T")
+
+# Delta's Python conflict exceptions share no base class of their own
+CONFLICTS = (ConcurrentAppendException, ConcurrentDeleteDeleteException, ConcurrentDeleteReadException,
+             ConcurrentTransactionException, ConcurrentWriteException, DeltaConcurrentModificationException,
+             MetadataChangedException, ProtocolChangedException)
+
+
+class ConflictError(RuntimeError):
+    """A transaction that kept losing to other writers; the message says what to do."""
+
+
+def retry_on_conflict(transaction: Callable[[], T], what: str, attempts: int = 8,
+                      first_wait_s: float = 0.5, max_wait_s: float = 15.0) -> T:
+    """``transaction()``'s result, rerun after each Delta conflict with a random, doubling wait
+    (two writers do not retry in step); after ``attempts`` conflicts, a ``ConflictError``."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return transaction()
+        except CONFLICTS as exc:
+            if attempt == attempts:
+                raise ConflictError(
+                    f"{what} lost to another writer's commit {attempts} times ({type(exc).__name__}): another "
+                    "run keeps writing this warehouse; let it finish, then rerun this stage (it is idempotent)"
+                ) from exc
+            wait = random.uniform(first_wait_s, min(max_wait_s, first_wait_s * 2 ** attempt))
+            log.warning("%s lost to a concurrent commit (%s); retry %d of %d in %.1fs",
+                        what, type(exc).__name__, attempt, attempts - 1, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def tagged_commit(spark: SparkSession) -> Iterator[str]:
+    """Delta commits made inside carry a fresh tag as their ``userMetadata``: with other writers
+    committing too, the newest version of a table need not be the one this writer made.
+
+    >>> with tagged_commit(spark) as tag:
+    ...     merge.execute()
+    >>> version = own_commit(table, tag)["version"]
+    """
+    tag = f"kgmerge-{uuid.uuid4().hex}"
+    spark.conf.set(COMMIT_METADATA, tag)
+    try:
+        yield tag
+    finally:
+        spark.conf.unset(COMMIT_METADATA)
+
+
+def own_commit(table: DeltaTable, tag: str, search: int = 100) -> Row:
+    """The history row (version, operation, operationMetrics) of the commit ``tagged_commit`` tagged."""
+    row = (table.history(search).where(F.col("userMetadata") == tag)
+           .select("version", "operation", "operationMetrics").first())
+    if row is None:
+        raise LookupError(f"no commit tagged {tag} among the last {search} versions of the table")
+    return row

@@ -1,0 +1,192 @@
+"""Faults, measured the same way by the tests (one round each, in ``make test``) and by
+``bench/faults.py`` (every stage, several kill points, ten rounds): two merges into one warehouse
+at once, a reader during merges, a job killed inside a stage and rerun.
+
+Each check copies a finished run's warehouse (the ``dblp_run`` fixture's, or the script's own),
+does the damage with real processes, and returns what it saw; ``problems`` empty means it held.
+
+Run as a script, it is the merging process of ``read_while_merging``:
+``python tests/faults.py merge-loop <config.yaml> <run_id> <threshold> [<threshold> ...]``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script
+    sys.path.insert(0, str(REPO))
+
+from pipeline import merge  # noqa: E402
+from pipeline.schema import Paths  # noqa: E402
+from pipeline.unified import current_links, read_merged  # noqa: E402
+
+CONFLICT_RETRY = "lost to a concurrent commit"  # what pipeline/conflicts.py logs on a retry
+
+
+def copy_warehouse(source: Paths, to: Path, run_ids: list[str], fresh_delta: bool = False) -> Path:
+    """``source``'s warehouse at ``to``, its run folder also under each of ``run_ids``; with
+    ``fresh_delta`` the Delta tables of earlier merges are left out (the writers then race to
+    create them)."""
+    ignore = ["reports"] + (["delta"] if fresh_delta else [])
+    shutil.copytree(source.warehouse, to, ignore=shutil.ignore_patterns(*ignore))
+    if fresh_delta:
+        rejected = source.rejected
+        shutil.copytree(rejected, Paths(to, source.run_id).rejected)
+    for run_id in run_ids:
+        if run_id != source.run_id:
+            shutil.copytree(source.run, Paths(to, run_id).run)
+    return to
+
+
+def write_conf(config, warehouse: Path, path: Path, threshold: float | None = None) -> Path:
+    raw = json.loads(config.model_dump_json())
+    raw["warehouse"] = str(warehouse)
+    if threshold is not None:
+        raw["merge"] = {**raw["merge"], "threshold": threshold}
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def spark_job(stage: str, conf: Path, run_id: str, *extra: str) -> subprocess.Popen:
+    """``./spark-submit.sh <stage>`` in its own process group (so a kill reaches its JVM)."""
+    return subprocess.Popen([str(REPO / "spark-submit.sh"), "--driver-memory", "1g", stage, str(conf),
+                             "--run-id", run_id, *extra], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def merged_problems(spark, tables: dict, source_nodes: int, expected_links=None) -> list[str]:
+    """What is wrong with one merge's three tables: duplicate keys, a node count that does not
+    follow from the open links, a source node in no or two unified nodes, an edge to no node,
+    and (given ``expected_links``, a set of (id_a, id_b)) open links other than those."""
+    from pyspark.sql import functions as F
+
+    problems = []
+    for name, keys in (("alignment", ["id_a", "id_b", "type"]), ("unified_nodes", ["uid"]),
+                       ("unified_edges", ["src_uid", "rel", "dst_uid"])):
+        if tables[name].groupBy(*keys).count().where("count > 1").count():
+            problems.append(f"{name}: duplicate {keys}")
+    links = current_links(tables["alignment"])
+    n_links, nodes = links.count(), tables["unified_nodes"]
+    if nodes.count() != source_nodes - n_links:
+        problems.append(f"unified_nodes: {nodes.count()} rows, but {source_nodes} source nodes and "
+                        f"{n_links} open links make {source_nodes - n_links}")
+    members = nodes.select(F.explode("members").alias("m")).select("m.kg", "m.id")
+    if members.count() != source_nodes or members.distinct().count() != source_nodes:
+        problems.append("unified_nodes: a source node is in no unified node, or in two")
+    uids = nodes.select("uid")
+    edges = tables["unified_edges"]
+    dangling = (edges.select(F.col("src_uid").alias("uid")).union(edges.select(F.col("dst_uid").alias("uid")))
+                .distinct().join(uids, "uid", "left_anti").count())
+    if dangling:
+        problems.append(f"unified_edges: {dangling} uids that are no unified node")
+    if expected_links is not None:
+        got = {(r["id_a"], r["id_b"]) for r in links.select("id_a", "id_b").collect()}
+        if got != expected_links:
+            problems.append(f"alignment: {len(got ^ expected_links)} open links differ from the run's own resolution")
+    return problems
+
+
+def two_merges_at_once(spark, config, source: Paths, tmp: Path, fresh_delta: bool,
+                       thresholds: tuple[float, float] = (0.05, 0.5)) -> dict:
+    """Two runs (same inputs, different merge thresholds, so different alignments) merge into one
+    warehouse at the same moment, each its own spark-submit. Both must complete (a MERGE that
+    loses the race retries), the merge log must name both, and each run's logged merge must be
+    exactly its own resolution with no duplicate."""
+    runs = ["first", "second"]
+    warehouse = copy_warehouse(source, tmp / "warehouse", runs, fresh_delta)
+    confs = [write_conf(config, warehouse, tmp / f"{run}.yaml", t) for run, t in zip(runs, thresholds)]
+    start = time.time()
+    jobs = [spark_job("merge", conf, run) for run, conf in zip(runs, confs)]
+    outputs = [job.communicate(timeout=600)[0] for job in jobs]
+    result = {"seconds": round(time.time() - start, 1), "exit_codes": [job.returncode for job in jobs],
+              "retries": sum(out.count(CONFLICT_RETRY) for out in outputs), "problems": []}
+    for run, job, out in zip(runs, jobs, outputs):
+        if job.returncode != 0:
+            result["problems"].append(f"run {run} exited {job.returncode}: {out[-1500:]}")
+    paths = {run: Paths(warehouse, run) for run in runs}
+    logged = [r["run_id"] for r in spark.read.format("delta").load(str(paths["first"].merge_log)).collect()]
+    result["logged_runs"] = sorted(logged)
+    if sorted(set(logged) & set(runs)) != runs:
+        result["problems"].append(f"merge_log names {sorted(logged)}, not both runs")
+        return result
+    source_nodes = spark.read.parquet(str(paths["first"].nodes)).count()
+    for run, threshold in zip(runs, thresholds):
+        scores = spark.read.parquet(str(paths[run].scores))
+        expected = {(r["id_a"], r["id_b"]) for r in merge.resolve(scores, threshold).collect()}
+        tables = read_merged(spark, paths[run].delta, run)
+        result["problems"] += [f"run {run}: {p}" for p in merged_problems(spark, tables, source_nodes, expected)]
+    return result
+
+
+def read_while_merging(spark, config, source: Paths, tmp: Path, thresholds=(0.05, 0.9, 0.05, 0.9)) -> dict:
+    """One process merges again and again (alternating thresholds: every merge changes all three
+    tables) while this one reads the last completed merge through ``read_merged`` as fast as it
+    can; every read must be the three tables of one merge."""
+    warehouse = copy_warehouse(source, tmp / "warehouse", [source.run_id])
+    conf = write_conf(config, warehouse, tmp / "merge.yaml")
+    paths = Paths(warehouse, source.run_id)
+    source_nodes = spark.read.parquet(str(paths.nodes)).count()
+    merger = subprocess.Popen([sys.executable, __file__, "merge-loop", str(conf), source.run_id,
+                               *map(str, thresholds)], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    reads, seen_versions, problems = 0, set(), []
+    while merger.poll() is None:
+        log_rows = spark.read.format("delta").load(str(paths.merge_log)).count()
+        tables = read_merged(spark, paths.delta)
+        found = merged_problems(spark, tables, source_nodes)
+        seen_versions.add(log_rows)
+        reads += 1
+        problems += [f"read {reads}: {p}" for p in found]
+    out = merger.stdout.read()
+    if merger.returncode != 0:
+        problems.append(f"the merging process exited {merger.returncode}: {out[-1500:]}")
+    return {"reads": reads, "merges_seen": len(seen_versions), "problems": problems}
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> str:
+    """SIGKILLs ``proc``'s process group (its JVM and Python workers) once ``ready()`` holds;
+    'killed', or why not."""
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+                return "killed"
+            if proc.poll() is not None:
+                return f"finished first (exit {proc.returncode})"
+            time.sleep(0.01)
+        return "timed out"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
+def _merge_loop(conf: str, run_id: str, thresholds: list[str]) -> None:
+    from pipeline.config import load_config
+    from pipeline.runner import run_pipeline, setup_logging
+    from pipeline.spark import get_spark
+
+    setup_logging("WARNING")
+    config = load_config(conf)
+    spark = get_spark(config.spark, "kgmerge-merge-loop")
+    for t in thresholds:
+        update = {"merge": config.merge.model_copy(update={"threshold": float(t)})}
+        run_pipeline(config.model_copy(update=update), run_id, ["merge"], spark=spark)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["merge-loop"]:
+        _merge_loop(sys.argv[2], sys.argv[3], sys.argv[4:])
+    else:
+        raise SystemExit(__doc__)
