@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
-
 from pyspark.sql import functions as F
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
+from pipeline.conflicts import ConflictError
 from pipeline.schema import Paths, run_id_argument
 from pipeline.spark import CLASS_ARCHIVE, REPO, get_spark
-from pipeline.stage import StageContext, StageResult, run_stage
+from pipeline.stage import DiskFullError, StageContext, StageResult, run_stage
+from pipeline.validate import InputError
 
 # the stages in order; each is the module pipeline/<name>.py with ``run(ctx) -> StageResult``
 STAGES = ("ingest", "features", "block", "extract", "train", "score", "merge", "evaluate")
 DEFAULT_RUN_ID = "local"
+# errors whose message tells the user what to do: printed as one line, exit status 1
+STOPS = (InputError, DiskFullError, ConflictError)
 
 
 def stage_function(name: str) -> Callable[[StageContext], StageResult]:
@@ -144,8 +147,13 @@ def main(stage: str, argv: list[str] | None = None) -> int:
         return 2
     names = list(STAGES)[list(STAGES).index(args.from_stage):] if stage == "pipeline" else [stage]
     start = time.time()
-    summaries = run_pipeline(config, args.run_id, names, base_run=getattr(args, "base_run", None),
-                             incremental=getattr(args, "incremental", False))
+    try:
+        summaries = run_pipeline(config, args.run_id, names, base_run=getattr(args, "base_run", None),
+                                 incremental=getattr(args, "incremental", False))
+    except STOPS as exc:  # the message says what to do; the traceback would only bury it
+        log.debug("stopped", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if "evaluate" in summaries:
         print(summary_text(summaries["evaluate"], time.time() - start))
     return 0

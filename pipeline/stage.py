@@ -2,6 +2,7 @@
 place that times a stage and logs its summary line."""
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
@@ -43,6 +44,13 @@ def run_stage(name: str, fn: Callable[[StageContext], StageResult], ctx: StageCo
     start = time.time()
     try:
         result = fn(ctx)
+    except Exception as exc:
+        if out_of_space(exc):
+            raise DiskFullError(
+                f"stage {name} stopped: no space left on the disk of {ctx.paths.warehouse} (or of Spark's "
+                "local folders); what it had written is in no Delta version and no finished output: free "
+                f"space, then rerun {name} with the same --run-id") from exc
+        raise
     finally:
         sc.setJobGroup(None, None)  # py4j: clears the group and description
     seconds = round(time.time() - start, 2)
@@ -65,6 +73,22 @@ def run_stage(name: str, fn: Callable[[StageContext], StageResult], ctx: StageCo
     )
     record_stage(ctx.paths.stage_log, summary)
     return summary
+
+
+class DiskFullError(OSError):
+    """A stage that ran out of disk; the message says where and what to do."""
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc``, or what caused it, is a full disk: ENOSPC from Python, or a JVM's
+    "No space left on device" inside a Spark or Py4J error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def record_stage(stage_log: Path, summary: dict) -> None:

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.dataset as pads
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,10 +28,12 @@ if str(REPO) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO))
 
 from pipeline import merge  # noqa: E402
-from pipeline.schema import Paths  # noqa: E402
+from pipeline.runner import STAGES  # noqa: E402
+from pipeline.schema import UNIFIED_TABLES, Paths  # noqa: E402
 from pipeline.unified import current_links, read_merged  # noqa: E402
 
 CONFLICT_RETRY = "lost to a concurrent commit"  # what pipeline/conflicts.py logs on a retry
+VOLATILE = ("seconds", "time", "date", "started", "finished", "path", "report")  # JSON keys whose values vary
 
 
 def copy_warehouse(source: Paths, to: Path, run_ids: list[str], fresh_delta: bool = False) -> Path:
@@ -170,6 +174,119 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> str:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
+
+
+def stage_outputs(paths: Paths, stage: str) -> list[Path]:
+    """What ``stage`` writes, in the order it writes it (existing in the uninterrupted run)."""
+    if stage == "ingest":
+        found = [paths.nodes, paths.edges, paths.gold, paths.rejected]
+    elif stage == "merge":
+        found = [getattr(paths, name) for name in UNIFIED_TABLES] + [paths.merge_log]
+    elif stage == "evaluate":
+        found = [paths.metrics]
+    else:
+        found = paths.outputs(stage)
+    return [p for p in found if p.exists()]
+
+
+def before_stage(base: Paths, to: Path, stage: str) -> Paths:
+    """A copy of the base warehouse as it was before ``stage`` ran."""
+    shutil.copytree(base.warehouse, to, ignore=shutil.ignore_patterns("reports"))
+    copy = Paths(to, base.run_id)
+    later = list(STAGES)[list(STAGES).index(stage):]
+    for name in later:
+        for out in stage_outputs(copy, name):
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+    if stage in ("ingest", "features"):
+        shutil.rmtree(to / "cache", ignore_errors=True)  # features then encodes and writes the names
+    return copy
+
+
+def parquet_content(path: Path) -> pa.Table:
+    table = pads.dataset(str(path), format="parquet", exclude_invalid_files=True,
+                         ignore_prefixes=["_", "."]).to_table()
+    keys = [(c, "ascending") for c in table.column_names
+            if not pa.types.is_nested(table.schema.field(c).type)]
+    return table.sort_by(keys) if keys else table
+
+
+def _stable(value):
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if not any(w in k for w in VOLATILE)}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def differences(spark, base: Paths, copy: Paths, stage: str) -> list[str]:
+    """Where ``stage``'s outputs in ``copy`` differ from the uninterrupted run's."""
+    found = []
+    if stage == "merge":
+        from pipeline.unified import read_merged
+        mine, theirs = read_merged(spark, copy.delta, base.run_id), read_merged(spark, base.delta, base.run_id)
+        for name in UNIFIED_TABLES:
+            a = sorted(map(str, mine[name].collect()))
+            if a != sorted(map(str, theirs[name].collect())):
+                found.append(f"{name}: content differs")
+        return found
+    if stage == "ingest":
+        a = spark.read.format("delta").load(str(copy.rejected)).collect()
+        if sorted(map(str, a)) != sorted(map(str, spark.read.format("delta").load(str(base.rejected)).collect())):
+            found.append("rejected: content differs")
+    for out in stage_outputs(base, stage):
+        if out == base.rejected:
+            continue
+        twin = copy.run / out.relative_to(base.run)
+        files = [out] if out.is_file() else sorted(p for p in out.rglob("*") if p.is_file())
+        if any(p.suffix == ".parquet" for p in files):
+            if not twin.exists() or not parquet_content(out).equals(parquet_content(twin)):
+                found.append(f"{out.name}: Parquet content differs")
+            continue
+        for f in files:
+            g = twin / f.relative_to(out) if out.is_dir() else twin
+            if f.name.startswith((".", "_")):
+                continue
+            if not g.exists():
+                found.append(f"{g.name}: missing")
+            elif f.suffix == ".json":
+                if _stable(json.loads(f.read_text())) != _stable(json.loads(g.read_text())):
+                    found.append(f"{f.name}: JSON differs")
+            elif f.read_bytes() != g.read_bytes():
+                found.append(f"{f.name}: bytes differ")
+    return found
+
+
+def first_file_under(path: Path):
+    def ready() -> bool:
+        if path.is_file():
+            return True
+        return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
+    return ready
+
+
+def kill_cell(spark, base: Paths, conf_of, tmp: Path, stage: str, point: str) -> dict:
+    """One cell of the kill matrix: ``stage``'s job on a copy of the finished run ``base`` as it
+    was before the stage, SIGKILLed at ``point`` ("first": the first file under the stage's first
+    output; "last": under its last), rerun with the same run id, and its outputs compared with
+    ``base``'s. ``conf_of(warehouse)`` writes the run's config for another warehouse."""
+    copy = before_stage(base, tmp / f"{stage}-{point}", stage)
+    conf = conf_of(copy.warehouse)
+    outs = stage_outputs(base, stage)
+    target = outs[0] if point == "first" else outs[-1]
+    watched = copy.run / target.relative_to(base.run) if target.is_relative_to(base.run) else \
+        copy.warehouse / target.relative_to(base.warehouse)
+    start = time.time()
+    outcome = kill_when(spark_job(stage, conf, base.run_id), first_file_under(watched))
+    killed_at = round(time.time() - start, 1)
+    cell = {"stage": stage, "point": point, "watched": str(watched.relative_to(copy.warehouse)),
+            "kill": outcome, "killed_after_s": killed_at}
+    rerun = spark_job(stage, conf, base.run_id)
+    out = rerun.communicate(timeout=1200)[0]
+    cell["rerun_exit"] = rerun.returncode
+    cell["differences"] = differences(spark, base, copy, stage) if rerun.returncode == 0 else [out[-800:]]
+    cell["pass"] = outcome == "killed" and rerun.returncode == 0 and not cell["differences"]
+    shutil.rmtree(copy.warehouse, ignore_errors=True)
+    return cell
 
 
 def _merge_loop(conf: str, run_id: str, thresholds: list[str]) -> None:

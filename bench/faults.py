@@ -1,0 +1,117 @@
+"""Faults, measured: a job SIGKILLed inside every stage and rerun, two merges into one warehouse
+at once (several rounds), a reader during merges. Prints the matrix with pass/fail per cell and
+writes bench/results/faults.json.
+
+    .venv/bin/python bench/faults.py [--stages ingest,features,...] [--rounds 10] [--no-kills]
+
+The uninterrupted run: the whole pipeline on tests/data/dblp_acm_small (the tests' config) in
+one warehouse, run id ``r``. A kill cell (stage S, point P): a copy of that warehouse without S's
+outputs and those of every later stage, ``./spark-submit.sh S`` started and its process group
+(driver JVM and Python workers) SIGKILLed at P, the same job rerun with the same run id, and S's
+outputs compared with the uninterrupted run's: Parquet tables by content (their file names are
+random), the model's weights byte for byte, JSON without its timings, Delta tables by content at
+the version the merge log names. The points: ``first`` = the first file written under S's first
+output, ``last`` = the first file under its last output (both: the stage has written part of
+its output and not all). The two other checks are tests/faults.py's, repeated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(REPO / "tests"))
+
+from faults import kill_cell, read_while_merging, stage_outputs, two_merges_at_once  # noqa: E402
+
+from pipeline.config import SparkConfig, load_config  # noqa: E402
+from pipeline.runner import STAGES, run_pipeline, setup_logging  # noqa: E402
+from pipeline.schema import Paths  # noqa: E402
+from pipeline.spark import get_spark  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+RUN = "r"
+
+
+def base_config(tmp: Path) -> Path:
+    """The tests' config of the DBLP-ACM slice (tests/conftest.py ``dblp_run``)."""
+    demo = yaml.safe_load((REPO / "conf" / "dblp_acm.yaml").read_text())
+    raw = {"dataset": {"name": "dblp_acm_small", "format": "magellan", "path": str(REPO / "tests/data/dblp_acm_small"),
+                       "options": demo["dataset"]["options"]},
+           "warehouse": str(tmp / "base"), "features": demo["features"],
+           "block": {"top_k": {"paper": 5, "author": 5, "venue": 3, "year": 1}},
+           "extract": {"cap": 10, "shards": 2}, "train": {"epochs": 12, "patience": 4}}
+    path = tmp / "base.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stages", default=",".join(STAGES))
+    p.add_argument("--rounds", type=int, default=10, help="rounds of two merges at once")
+    p.add_argument("--no-kills", action="store_true", help="only the concurrency checks")
+    args = p.parse_args()
+    setup_logging("WARNING")
+    tmp = Path(tempfile.mkdtemp(prefix="kgmerge-faults-"))
+    spark = get_spark(SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="2g"), "kgmerge-faults")
+    conf_path = base_config(tmp)
+    config = load_config(conf_path)
+    start = time.time()
+    run_pipeline(config, RUN, list(STAGES), spark=spark)
+    base = Paths(config.warehouse.resolve(), RUN)
+    print(f"uninterrupted run: {time.time() - start:.0f}s in {base.warehouse}", flush=True)
+
+    def conf_of(warehouse: Path) -> Path:
+        raw = yaml.safe_load(conf_path.read_text()) | {"warehouse": str(warehouse)}
+        path = warehouse.with_suffix(".yaml")
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.node()}, {os.cpu_count()} cpus",
+              "kills": [], "concurrent_merges": [], "reader": None}
+    if not args.no_kills:
+        print(f"\n{'stage':<10}{'point':<7}{'kill':<10}{'after s':>8}  {'rerun':<6}result", flush=True)
+        for stage in args.stages.split(","):
+            for point in ("first", "last") if len(stage_outputs(base, stage)) > 1 else ("first",):
+                cell = kill_cell(spark, base, conf_of, tmp, stage, point)
+                result["kills"].append(cell)
+                print(f"{stage:<10}{point:<7}{cell['kill']:<10}{cell['killed_after_s']:>8}  {cell['rerun_exit']:<6}"
+                      f"{'pass' if cell['pass'] else 'FAIL ' + '; '.join(cell['differences'])[:200]}", flush=True)
+    print(f"\ntwo merges at once, {args.rounds} rounds (odd rounds: the Delta tables created by the race)")
+    for i in range(args.rounds):
+        round_dir = tmp / f"concurrent-{i}"
+        round_dir.mkdir()
+        r = two_merges_at_once(spark, config, base, round_dir, fresh_delta=i % 2 == 0)
+        result["concurrent_merges"].append(r)
+        verdict = "pass" if not r["problems"] else "FAIL " + "; ".join(r["problems"])[:300]
+        print(f"  round {i + 1}: exits {r['exit_codes']}, {r['retries']} retried commits, "
+              f"merge_log {r['logged_runs']}, {verdict} ({r['seconds']}s)", flush=True)
+        shutil.rmtree(round_dir, ignore_errors=True)
+    reader_dir = tmp / "reader"
+    reader_dir.mkdir()
+    r = read_while_merging(spark, config, base, reader_dir, thresholds=(0.05, 0.9) * 3)
+    result["reader"] = r
+    print(f"\nreader during 6 merges: {r['reads']} reads, {r['merges_seen']} merges seen, "
+          f"{'pass' if not r['problems'] else 'FAIL ' + '; '.join(r['problems'])[:300]}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "faults.json").write_text(json.dumps(result, indent=2))
+    passed = sum(c["pass"] for c in result["kills"])
+    print(f"\nkill cells passed {passed}/{len(result['kills'])}; concurrent rounds passed "
+          f"{sum(not r['problems'] for r in result['concurrent_merges'])}/{args.rounds}; written "
+          f"{RESULTS / 'faults.json'}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

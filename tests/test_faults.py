@@ -1,0 +1,32 @@
+"""Two runs merging into one warehouse at once, a reader during merges, a job killed and rerun
+(tests/faults.py; the full forms are ``bench/faults.py``)."""
+from __future__ import annotations
+
+from faults import kill_cell, read_while_merging, two_merges_at_once, write_conf
+
+
+def test_two_merges_at_once_both_complete_and_neither_loses_a_row(dblp_run, spark, tmp_path):
+    config, paths, _ = dblp_run
+    result = two_merges_at_once(spark, config, paths, tmp_path, fresh_delta=True)
+    assert result["problems"] == [], result
+    assert result["exit_codes"] == [0, 0] and result["logged_runs"] == ["first", "second"]
+
+
+def test_a_reader_always_sees_the_three_tables_of_one_merge(dblp_run, spark, tmp_path):
+    config, paths, _ = dblp_run
+    result = read_while_merging(spark, config, paths, tmp_path)
+    assert result["problems"] == [], result
+    assert result["reads"] >= 3 and result["merges_seen"] >= 2, result  # it did read during the merges
+
+
+def test_a_score_job_killed_mid_write_reruns_to_the_same_scores(dblp_run, spark, tmp_path):
+    """The cheap form of bench/faults.py's kill matrix: one cell, the score stage killed once its
+    last output (the scores) began to be written, rerun with the same run id."""
+    config, paths, _ = dblp_run
+
+    def conf_of(warehouse):
+        return write_conf(config, warehouse, warehouse.with_suffix(".yaml"))
+
+    cell = kill_cell(spark, paths, conf_of, tmp_path, "score", "last")
+    assert cell["kill"] == "killed" and cell["rerun_exit"] == 0, cell
+    assert cell["differences"] == [] and cell["pass"], cell
