@@ -184,6 +184,8 @@ def stage_outputs(paths: Paths, stage: str) -> list[Path]:
         found = [getattr(paths, name) for name in UNIFIED_TABLES] + [paths.merge_log]
     elif stage == "evaluate":
         found = [paths.metrics]
+    elif stage == "features":  # the name-vector cache first (shared by runs, appended to)
+        found = [paths.warehouse / "cache"] + paths.outputs(stage)
     else:
         found = paths.outputs(stage)
     return [p for p in found if p.exists()]
@@ -197,8 +199,6 @@ def before_stage(base: Paths, to: Path, stage: str) -> Paths:
     for name in later:
         for out in stage_outputs(copy, name):
             shutil.rmtree(out) if out.is_dir() else out.unlink()
-    if stage in ("ingest", "features"):
-        shutil.rmtree(to / "cache", ignore_errors=True)  # features then encodes and writes the names
     return copy
 
 
@@ -234,7 +234,7 @@ def differences(spark, base: Paths, copy: Paths, stage: str) -> list[str]:
         if sorted(map(str, a)) != sorted(map(str, spark.read.format("delta").load(str(base.rejected)).collect())):
             found.append("rejected: content differs")
     for out in stage_outputs(base, stage):
-        if out == base.rejected:
+        if out in (base.rejected, base.warehouse / "cache"):  # compared above / read through its outputs
             continue
         twin = copy.run / out.relative_to(base.run)
         files = [out] if out.is_file() else sorted(p for p in out.rglob("*") if p.is_file())
