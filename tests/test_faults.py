@@ -2,7 +2,11 @@
 (tests/faults.py; the full forms are ``bench/faults.py``)."""
 from __future__ import annotations
 
+import pytest
+from delta.exceptions import ConcurrentAppendException, ProtocolChangedException
 from faults import kill_cell, read_while_merging, two_merges_at_once, write_conf
+
+from pipeline import conflicts
 
 
 def test_two_merges_at_once_both_complete_and_neither_loses_a_row(dblp_run, spark, tmp_path):
@@ -30,3 +34,24 @@ def test_a_score_job_killed_mid_write_reruns_to_the_same_scores(dblp_run, spark,
     cell = kill_cell(spark, paths, conf_of, tmp_path, "score", "last")
     assert cell["kill"] == "killed" and cell["rerun_exit"] == 0, cell
     assert cell["differences"] == [] and cell["pass"], cell
+
+
+def test_a_transaction_beaten_by_another_writer_is_rerun_then_given_up_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(conflicts.time, "sleep", lambda s: None)
+    calls = []
+
+    def beaten_twice():
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ConcurrentAppendException(message="a concurrent MERGE added data")
+        return "committed"
+
+    assert conflicts.retry_on_conflict(beaten_twice, "MERGE into t") == "committed" and len(calls) == 3
+
+    def always_beaten():
+        raise ProtocolChangedException(message="two first writes")
+
+    with pytest.raises(conflicts.ConflictError, match="MERGE into t lost to another writer's commit 3 times"):
+        conflicts.retry_on_conflict(always_beaten, "MERGE into t", attempts=3)
+    with pytest.raises(ValueError):  # anything else is no conflict: raised at once
+        conflicts.retry_on_conflict(lambda: int("x"), "MERGE into t")
