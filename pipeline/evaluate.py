@@ -39,7 +39,7 @@ from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite
 from model.metrics import at_threshold, average_precision, best_f1, f1_score, recall_at_precision
 from pipeline.pairs import touching, touching_rows
 from pipeline.run_report import write_report
-from pipeline.stage import StageContext, StageResult, read_stage_log
+from pipeline.stage import StageContext, StageResult, read_stage_log, write_atomically
 from pipeline.unified import current_links, read_merged
 
 
@@ -230,10 +230,10 @@ def run(ctx: StageContext) -> StageResult:
     if score_stage and score_stage["seconds"]:
         metrics["pairs_scored_per_second"] = round(score_stage["rows_out"] / score_stage["seconds"], 1)
     text = json.dumps(metrics, indent=2)
-    paths.metrics.write_text(text)
+    write_atomically(paths.metrics, text)
     for published in paths.published_metrics():
         published.parent.mkdir(parents=True, exist_ok=True)
-        published.write_text(text)
+        write_atomically(published, text)
     # the report re-runs the model with the anchors the last scoring round read
     report = write_report(paths, anchors_round=ctx.config.collective.scoring_rounds - 1, metrics=metrics)
     return StageResult(

@@ -6,6 +6,7 @@ import errno
 import itertools
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,15 @@ def record_stage(stage_log: Path, summary: dict) -> None:
     stage_log.parent.mkdir(parents=True, exist_ok=True)
     lines = read_stage_log(stage_log)
     lines[summary["stage"]] = summary
-    stage_log.write_text("".join(json.dumps(v) + "\n" for v in lines.values()))
+    write_atomically(stage_log, "".join(json.dumps(v) + "\n" for v in lines.values()))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` whole or what it held before, never a part: a job killed while
+    writing a file that the rerun reads (the stage log, a published metrics file) must not break it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def read_stage_log(stage_log: Path) -> dict[str, dict]:

@@ -7,6 +7,7 @@ from delta.exceptions import ConcurrentAppendException, ProtocolChangedException
 from faults import kill_cell, read_while_merging, two_merges_at_once, write_conf
 
 from pipeline import conflicts
+from pipeline.stage import read_stage_log, record_stage
 
 
 def test_two_merges_at_once_both_complete_and_neither_loses_a_row(dblp_run, spark, tmp_path):
@@ -55,3 +56,15 @@ def test_a_transaction_beaten_by_another_writer_is_rerun_then_given_up_with_a_cl
         conflicts.retry_on_conflict(always_beaten, "MERGE into t", attempts=3)
     with pytest.raises(ValueError):  # anything else is no conflict: raised at once
         conflicts.retry_on_conflict(lambda: int("x"), "MERGE into t")
+
+
+def test_the_stage_log_is_replaced_whole(tmp_path):
+    """A job killed while it records its stage leaves the old log or the new, never half a line
+    that the rerun could not read."""
+    log = tmp_path / "stages.jsonl"
+    record_stage(log, {"stage": "ingest", "seconds": 1.0})
+    record_stage(log, {"stage": "features", "seconds": 2.0})
+    record_stage(log, {"stage": "ingest", "seconds": 3.0})  # a rerun replaces its line
+    assert read_stage_log(log) == {"ingest": {"stage": "ingest", "seconds": 3.0},
+                                   "features": {"stage": "features", "seconds": 2.0}}
+    assert [p.name for p in tmp_path.iterdir()] == ["stages.jsonl"]  # no partial file left beside it
