@@ -2,7 +2,7 @@
 at once (several rounds), a reader during merges. Prints the matrix with pass/fail per cell and
 writes bench/results/faults.json.
 
-    .venv/bin/python bench/faults.py [--stages ingest,features,...] [--rounds 10] [--no-kills]
+    .venv/bin/python bench/faults.py [--stages ingest,features,...] [--rounds 10] [--no-kills] [--hub-edges N]
 
 The uninterrupted run: the whole pipeline on tests/data/dblp_acm_small (the tests' config) in
 one warehouse, run id ``r``. A kill cell (stage S, point P): a copy of that warehouse without S's
@@ -12,7 +12,8 @@ outputs compared with the uninterrupted run's: Parquet tables by content (their 
 random), the model's weights byte for byte, JSON without its timings, Delta tables by content at
 the version the merge log names. The points: ``first`` = the first file written under S's first
 output, ``last`` = the first file under its last output (both: the stage has written part of
-its output and not all). The two other checks are tests/faults.py's, repeated.
+its output and not all). The two other checks are tests/faults.py's, repeated. Last, the bad-input
+corpus's hub at full size: two million edges from one node.
 """
 from __future__ import annotations
 
@@ -56,11 +57,51 @@ def base_config(tmp: Path) -> Path:
     return path
 
 
+def hub_of(spark, tmp: Path, edges: int) -> dict:
+    """The bad-input corpus's good case plus one venue with ``edges`` papers (tests/test_bad_input.py
+    has it at 100,000): ingest keeps every row (rows in = kept + rejected), extract samples the
+    venue's neighbours to the cap."""
+    import csv
+
+    from pyspark.sql import functions as F
+
+    from pipeline import extract, ingest
+    from pipeline.config import ExtractConfig
+    from pipeline.stage import StageContext, run_stage
+
+    case = tmp / "hub"
+    shutil.copytree(REPO / "tests/data/bad/good", case)
+    with open(case / "nodes.csv", "a", newline="") as nodes, open(case / "edges.csv", "a", newline="") as out:
+        n, e = csv.writer(nodes, lineterminator="\n"), csv.writer(out, lineterminator="\n")
+        for i in range(edges):
+            n.writerow(["A", f"paper/hub{i}", "paper", f"proceedings paper number {i}", "2001"])
+            e.writerow(["A", f"paper/hub{i}", "published_in", "venue/vldb"])
+    raw = {"dataset": {"name": "hub", "format": "tables", "path": str(case), "options": {"file_format": "csv"}},
+           "warehouse": str(tmp / "hub-warehouse")}
+    (tmp / "hub.yaml").write_text(yaml.safe_dump(raw))
+    config = load_config(tmp / "hub.yaml")
+    paths = Paths(config.warehouse.resolve(), RUN)
+    start = time.time()
+    summary = run_stage("ingest", ingest.run, StageContext(spark, config, paths))
+    ingest_s = time.time() - start
+    edges_df, nodes_df = spark.read.parquet(str(paths.edges)), spark.read.parquet(str(paths.nodes))
+    index = nodes_df.select("kg", "id", "type", F.xxhash64("kg", "id").alias("nid"))
+    directed = extract.directed_edges(edges_df, index, extract.relation_vocabulary(edges_df))
+    hub = index.where("kg = 'A' AND id = 'venue/vldb'").first()["nid"]
+    start = time.time()
+    sampled = extract.sample_neighbours(directed, ExtractConfig(cap=10)).where(F.col("src") == hub).count()
+    return {"edges_from_one_node": edges, "rows_in": summary["rows_in"], "kept": summary["rows_out"],
+            "rejected": summary["rejected"], "ingest_s": round(ingest_s, 1),
+            "sampled_neighbours": sampled, "sample_s": round(time.time() - start, 1),
+            "pass": summary["rows_in"] == summary["rows_out"] + summary["rejected"] and sampled == 10}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stages", default=",".join(STAGES))
     p.add_argument("--rounds", type=int, default=10, help="rounds of two merges at once")
     p.add_argument("--no-kills", action="store_true", help="only the concurrency checks")
+    p.add_argument("--hub-edges", type=int, default=2_000_000, help="edges from one node in the hub case (0: none)")
     args = p.parse_args()
     setup_logging("WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="kgmerge-faults-"))
@@ -104,6 +145,12 @@ def main() -> None:
     result["reader"] = r
     print(f"\nreader during 6 merges: {r['reads']} reads, {r['merges_seen']} merges seen, "
           f"{'pass' if not r['problems'] else 'FAIL ' + '; '.join(r['problems'])[:300]}")
+    if args.hub_edges:
+        result["hub"] = hub_of(spark, tmp, args.hub_edges)
+        h = result["hub"]
+        print(f"\n{h['edges_from_one_node']:,} edges from one node: rows in {h['rows_in']:,} = kept {h['kept']:,} + "
+              f"rejected {h['rejected']}; ingest {h['ingest_s']}s; sampled to {h['sampled_neighbours']} neighbours in "
+              f"{h['sample_s']}s: {'pass' if h['pass'] else 'FAIL'}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "faults.json").write_text(json.dumps(result, indent=2))
     passed = sum(c["pass"] for c in result["kills"])

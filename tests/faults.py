@@ -167,7 +167,8 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> str:
                 proc.wait(30)
                 return "killed"
             if proc.poll() is not None:
-                return f"finished first (exit {proc.returncode})"
+                output = proc.stdout.read()[-3000:] if proc.stdout else ""
+                return f"finished first (exit {proc.returncode}) {output}"
             time.sleep(0.01)
         return "timed out"
     finally:

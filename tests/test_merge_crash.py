@@ -4,15 +4,12 @@ with no duplicates."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import yaml
 from delta.tables import DeltaTable
+from faults import kill_when, spark_job
 from pyspark.sql import functions as F
 
 from pipeline import merge
@@ -21,7 +18,6 @@ from pipeline.config import load_config
 from pipeline.schema import Paths
 from pipeline.stage import StageContext, run_stage
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def data_files(table: Path) -> set[str]:
@@ -34,28 +30,6 @@ def committed_files(spark, table: Path) -> set[str]:
 
 def snapshot(tables: dict) -> dict[str, list[tuple]]:
     return {name: sorted(tuple(str(v) for v in row) for row in df.collect()) for name, df in tables.items()}
-
-
-def kill_when_writing(cmd: list[str], table: Path, timeout: float = 300) -> str:
-    """Starts ``cmd`` in its own process group and SIGKILLs the group (driver JVM included) as soon
-    as a new data file appears in ``table``: the MERGE transaction has started and not committed."""
-    before = data_files(table)
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline:
-            if data_files(table) - before:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
-                return "killed"
-            if proc.poll() is not None:
-                return f"finished before writing {table.name}: exit {proc.returncode}\n{proc.stdout.read()[-3000:]}"
-            time.sleep(0.005)
-        return "timed out"
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_merge_killed_mid_write_leaves_committed_tables_and_reruns_cleanly(dblp_run, spark, tmp_path):
@@ -73,9 +47,10 @@ def test_merge_killed_mid_write_leaves_committed_tables_and_reruns_cleanly(dblp_
     versions = {name: DeltaTable.forPath(spark, str(getattr(copy, name))).history(1).first()["version"]
                 for name in ("alignment", "unified_nodes", "unified_edges")}
 
-    outcome = kill_when_writing(
-        [str(REPO / "spark-submit.sh"), "--driver-memory", "1g", "merge", str(conf), "--run-id", paths.run_id],
-        copy.unified_nodes)
+    # killed as soon as a new data file appears in unified_nodes: its MERGE has started, not committed
+    written_before = data_files(copy.unified_nodes)
+    outcome = kill_when(spark_job("merge", conf, paths.run_id),
+                        lambda: bool(data_files(copy.unified_nodes) - written_before), timeout=300)
     assert outcome == "killed", outcome
 
     # unified_nodes: the killed transaction's files are on disk but in no version
