@@ -61,10 +61,22 @@ def write_conf(config, warehouse: Path, path: Path, threshold: float | None = No
 
 
 def spark_job(stage: str, conf: Path, run_id: str, *extra: str) -> subprocess.Popen:
-    """``./spark-submit.sh <stage>`` in its own process group (so a kill reaches its JVM)."""
-    return subprocess.Popen([str(REPO / "spark-submit.sh"), "--driver-memory", "1g", stage, str(conf),
-                             "--run-id", run_id, *extra], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    """``./spark-submit.sh <stage>`` in its own process group (so a kill reaches its JVM), its
+    output into a file beside ``conf`` (a pipe nobody reads while waiting to kill could fill and
+    stall the job): read it with ``output_of``."""
+    log = conf.with_name(f"{conf.stem}-{stage}-{time.time_ns()}.log")
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([str(REPO / "spark-submit.sh"), "--driver-memory", "1g", stage, str(conf),
+                                 "--run-id", run_id, *extra], cwd=REPO, stdout=sink,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.log = log
+    return proc
+
+
+def output_of(proc: subprocess.Popen, timeout: float = 1200) -> str:
+    """What the job printed, once it has ended."""
+    proc.wait(timeout)
+    return proc.log.read_text(errors="replace")
 
 
 def merged_problems(spark, tables: dict, source_nodes: int, expected_links=None) -> list[str]:
@@ -110,7 +122,7 @@ def two_merges_at_once(spark, config, source: Paths, tmp: Path, fresh_delta: boo
     confs = [write_conf(config, warehouse, tmp / f"{run}.yaml", t) for run, t in zip(runs, thresholds)]
     start = time.time()
     jobs = [spark_job("merge", conf, run) for run, conf in zip(runs, confs)]
-    outputs = [job.communicate(timeout=600)[0] for job in jobs]
+    outputs = [output_of(job, timeout=600) for job in jobs]
     result = {"seconds": round(time.time() - start, 1), "exit_codes": [job.returncode for job in jobs],
               "retries": sum(out.count(CONFLICT_RETRY) for out in outputs), "problems": []}
     for run, job, out in zip(runs, jobs, outputs):
@@ -139,9 +151,9 @@ def read_while_merging(spark, config, source: Paths, tmp: Path, thresholds=(0.05
     conf = write_conf(config, warehouse, tmp / "merge.yaml")
     paths = Paths(warehouse, source.run_id)
     source_nodes = spark.read.parquet(str(paths.nodes)).count()
-    merger = subprocess.Popen([sys.executable, __file__, "merge-loop", str(conf), source.run_id,
-                               *map(str, thresholds)], cwd=REPO, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    with open(tmp / "merge-loop.log", "w") as sink:
+        merger = subprocess.Popen([sys.executable, __file__, "merge-loop", str(conf), source.run_id,
+                                   *map(str, thresholds)], cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, text=True)
     reads, seen_versions, problems = 0, set(), []
     while merger.poll() is None:
         log_rows = spark.read.format("delta").load(str(paths.merge_log)).count()
@@ -150,7 +162,7 @@ def read_while_merging(spark, config, source: Paths, tmp: Path, thresholds=(0.05
         seen_versions.add(log_rows)
         reads += 1
         problems += [f"read {reads}: {p}" for p in found]
-    out = merger.stdout.read()
+    out = (tmp / "merge-loop.log").read_text(errors="replace")
     if merger.returncode != 0:
         problems.append(f"the merging process exited {merger.returncode}: {out[-1500:]}")
     return {"reads": reads, "merges_seen": len(seen_versions), "problems": problems}
@@ -167,8 +179,7 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> str:
                 proc.wait(30)
                 return "killed"
             if proc.poll() is not None:
-                output = proc.stdout.read()[-3000:] if proc.stdout else ""
-                return f"finished first (exit {proc.returncode}) {output}"
+                return f"finished first (exit {proc.returncode}) {output_of(proc)[-3000:]}"
             time.sleep(0.01)
         return "timed out"
     finally:
@@ -282,7 +293,7 @@ def kill_cell(spark, base: Paths, conf_of, tmp: Path, stage: str, point: str) ->
     cell = {"stage": stage, "point": point, "watched": str(watched.relative_to(copy.warehouse)),
             "kill": outcome, "killed_after_s": killed_at}
     rerun = spark_job(stage, conf, base.run_id)
-    out = rerun.communicate(timeout=1200)[0]
+    out = output_of(rerun)
     cell["rerun_exit"] = rerun.returncode
     cell["differences"] = differences(spark, base, copy, stage) if rerun.returncode == 0 else [out[-800:]]
     cell["pass"] = outcome == "killed" and rerun.returncode == 0 and not cell["differences"]
