@@ -191,7 +191,7 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> str:
 def stage_outputs(paths: Paths, stage: str) -> list[Path]:
     """What ``stage`` writes, in the order it writes it (existing in the uninterrupted run)."""
     if stage == "ingest":
-        found = [paths.nodes, paths.edges, paths.gold, paths.rejected]
+        found = [paths.nodes, paths.edges, paths.gold, paths.labelled, paths.rejected]
     elif stage == "merge":
         found = [getattr(paths, name) for name in UNIFIED_TABLES] + [paths.merge_log]
     elif stage == "evaluate":
