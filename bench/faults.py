@@ -120,21 +120,20 @@ def main() -> None:
         return path
 
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.node()}, {os.cpu_count()} cpus",
-              "kills": [], "concurrent_merges": [], "reader": None}
-    if not args.no_kills:
-        print(f"\n{'stage':<10}{'point':<7}{'kill':<10}{'after s':>8}  {'rerun':<6}result", flush=True)
-        for stage in args.stages.split(","):
-            for point in ("first", "last") if len(stage_outputs(base, stage)) > 1 else ("first",):
-                cell = kill_cell(spark, base, conf_of, tmp, stage, point)
-                result["kills"].append(cell)
-                print(f"{stage:<10}{point:<7}{cell['kill']:<10}{cell['killed_after_s']:>8}  {cell['rerun_exit']:<6}"
-                      f"{'pass' if cell['pass'] else 'FAIL ' + '; '.join(cell['differences'])[:200]}", flush=True)
+              "concurrent_merges": [], "reader": None, "hub": None, "kills": []}
+    out = RESULTS / "faults.json"
+    RESULTS.mkdir(exist_ok=True)
+
+    def save() -> None:  # after every check: a run stopped midway keeps what it measured
+        out.write_text(json.dumps(result, indent=2))
+
     print(f"\ntwo merges at once, {args.rounds} rounds (odd rounds: the Delta tables created by the race)")
     for i in range(args.rounds):
         round_dir = tmp / f"concurrent-{i}"
         round_dir.mkdir()
         r = two_merges_at_once(spark, config, base, round_dir, fresh_delta=i % 2 == 0)
         result["concurrent_merges"].append(r)
+        save()
         verdict = "pass" if not r["problems"] else "FAIL " + "; ".join(r["problems"])[:300]
         print(f"  round {i + 1}: exits {r['exit_codes']}, {r['retries']} retried commits, "
               f"merge_log {r['logged_runs']}, {verdict} ({r['seconds']}s)", flush=True)
@@ -143,20 +142,28 @@ def main() -> None:
     reader_dir.mkdir()
     r = read_while_merging(spark, config, base, reader_dir, thresholds=(0.05, 0.9) * 3)
     result["reader"] = r
+    save()
     print(f"\nreader during 6 merges: {r['reads']} reads, {r['merges_seen']} merges seen, "
-          f"{'pass' if not r['problems'] else 'FAIL ' + '; '.join(r['problems'])[:300]}")
+          f"{'pass' if not r['problems'] else 'FAIL ' + '; '.join(r['problems'])[:300]}", flush=True)
     if args.hub_edges:
-        result["hub"] = hub_of(spark, tmp, args.hub_edges)
-        h = result["hub"]
+        result["hub"] = h = hub_of(spark, tmp, args.hub_edges)
+        save()
         print(f"\n{h['edges_from_one_node']:,} edges from one node: rows in {h['rows_in']:,} = kept {h['kept']:,} + "
               f"rejected {h['rejected']}; ingest {h['ingest_s']}s; sampled to {h['sampled_neighbours']} neighbours in "
               f"{h['sample_s']}s: {'pass' if h['pass'] else 'FAIL'}", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "faults.json").write_text(json.dumps(result, indent=2))
+    if not args.no_kills:
+        print(f"\n{'stage':<10}{'point':<7}{'kill':<10}{'after s':>8}  {'rerun':<6}result", flush=True)
+        for stage in args.stages.split(","):
+            for point in ("first", "last") if len(stage_outputs(base, stage)) > 1 else ("first",):
+                cell = kill_cell(spark, base, conf_of, tmp, stage, point)
+                result["kills"].append(cell)
+                save()
+                print(f"{stage:<10}{point:<7}{cell['kill'][:9]:<10}{cell['killed_after_s']:>8}  {cell['rerun_exit']:<6}"
+                      f"{'pass' if cell['pass'] else 'FAIL ' + '; '.join(cell['differences'])[:200]}", flush=True)
     passed = sum(c["pass"] for c in result["kills"])
     print(f"\nkill cells passed {passed}/{len(result['kills'])}; concurrent rounds passed "
           f"{sum(not r['problems'] for r in result['concurrent_merges'])}/{args.rounds}; written "
-          f"{RESULTS / 'faults.json'}")
+          f"{out}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
