@@ -5,7 +5,7 @@ import random
 
 import pandas as pd
 
-from pipeline.evaluate import figures, greedy_one_to_one, optimal_one_to_one, valid_ranking
+from pipeline.evaluate import figures, greedy_one_to_one, one_to_one_matching, optimal_one_to_one, valid_ranking
 
 
 def frame(rows, columns=("id_a", "id_b", "score")):
@@ -89,3 +89,11 @@ def test_valid_ranking_reads_the_valid_links_only(spark):
     assert got["among_valid_targets"]["hits_at_1"] == 1.0
     assert got["among_valid_targets"]["hits_at_1_optimal_one_to_one"] == 1.0
     assert valid_ranking(scores, gold.where("split = 'test'")) is None
+
+
+def test_a_component_above_the_limit_is_matched_greedily_and_counted():
+    scored = frame([("a1", "b1", 0.9), ("a1", "b2", 0.8), ("a2", "b1", 0.7), ("a3", "b3", 0.5), ("a4", "b3", 0.4)])
+    taken, greedy_pairs = one_to_one_matching(scored, max_component_pairs=2)
+    # the three-pair component goes greedy (a1-b1 alone), the two-pair one stays exact (a3-b3)
+    assert taken == {("a1", "b1"), ("a3", "b3")} and greedy_pairs == 3
+    assert one_to_one_matching(scored) == ({("a1", "b2"), ("a2", "b1"), ("a3", "b3")}, 0)
