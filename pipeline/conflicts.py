@@ -28,6 +28,7 @@ from delta.exceptions import (
     ProtocolChangedException,
 )
 from delta.tables import DeltaTable
+from pyspark.errors import PySparkException
 from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 
@@ -40,6 +41,17 @@ T = TypeVar("T")
 CONFLICTS = (ConcurrentAppendException, ConcurrentDeleteDeleteException, ConcurrentDeleteReadException,
              ConcurrentTransactionException, ConcurrentWriteException, DeltaConcurrentModificationException,
              MetadataChangedException, ProtocolChangedException)
+# and two writers that both found no table and both create it: the second's createIfNotExists
+# finds the first's files (found by tests/faults.py's two merges at once)
+CONFLICT_CONDITIONS = {"DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION"}
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is another writer's commit beating this one (a rerun would succeed)."""
+    if isinstance(exc, CONFLICTS):
+        return True
+    condition = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    return isinstance(exc, PySparkException) and condition is not None and condition() in CONFLICT_CONDITIONS
 
 
 class ConflictError(RuntimeError):
@@ -53,7 +65,9 @@ def retry_on_conflict(transaction: Callable[[], T], what: str, attempts: int = 8
     for attempt in range(1, attempts + 1):
         try:
             return transaction()
-        except CONFLICTS as exc:
+        except PySparkException as exc:
+            if not is_conflict(exc):
+                raise
             if attempt == attempts:
                 raise ConflictError(
                     f"{what} lost to another writer's commit {attempts} times ({type(exc).__name__}): another "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from delta.exceptions import ConcurrentAppendException, ProtocolChangedException
 from faults import kill_cell, read_while_merging, two_merges_at_once, write_conf
+from pyspark.errors import AnalysisException
 
 from pipeline import conflicts
 from pipeline.stage import read_stage_log, record_stage
@@ -49,6 +50,17 @@ def test_a_transaction_beaten_by_another_writer_is_rerun_then_given_up_with_a_cl
 
     assert conflicts.retry_on_conflict(beaten_twice, "MERGE into t") == "committed" and len(calls) == 3
 
+    created_by_another = []
+
+    def created_meanwhile():  # two writers found no table and both create it
+        created_by_another.append(1)
+        if len(created_by_another) == 1:
+            raise AnalysisException(message="Cannot create table: location is not empty",
+                                    errorClass="DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION")
+        return "found the other's table"
+
+    assert conflicts.retry_on_conflict(created_meanwhile, "create t") == "found the other's table"
+
     def always_beaten():
         raise ProtocolChangedException(message="two first writes")
 
@@ -56,6 +68,15 @@ def test_a_transaction_beaten_by_another_writer_is_rerun_then_given_up_with_a_cl
         conflicts.retry_on_conflict(always_beaten, "MERGE into t", attempts=3)
     with pytest.raises(ValueError):  # anything else is no conflict: raised at once
         conflicts.retry_on_conflict(lambda: int("x"), "MERGE into t")
+    calls.clear()
+
+    def missing_table():
+        calls.append(1)
+        raise AnalysisException(message="no such table", errorClass="TABLE_OR_VIEW_NOT_FOUND")
+
+    with pytest.raises(AnalysisException):
+        conflicts.retry_on_conflict(missing_table, "MERGE into t")
+    assert len(calls) == 1
 
 
 def test_the_stage_log_is_replaced_whole(tmp_path):
