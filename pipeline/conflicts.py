@@ -97,10 +97,8 @@ def tagged_commit(spark: SparkSession) -> Iterator[str]:
         spark.conf.unset(COMMIT_METADATA)
 
 
-def own_commit(table: DeltaTable, tag: str, search: int = 100) -> Row:
-    """The history row (version, operation, operationMetrics) of the commit ``tagged_commit`` tagged."""
-    row = (table.history(search).where(F.col("userMetadata") == tag)
-           .select("version", "operation", "operationMetrics").first())
-    if row is None:
-        raise LookupError(f"no commit tagged {tag} among the last {search} versions of the table")
-    return row
+def own_commit(table: DeltaTable, tag: str, search: int = 100) -> Row | None:
+    """The history row (version, operation, operationMetrics) of the commit ``tagged_commit``
+    tagged; None where the operation committed nothing (a MERGE that changed no row)."""
+    return (table.history(search).where(F.col("userMetadata") == tag)
+            .select("version", "operation", "operationMetrics").first())

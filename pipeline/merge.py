@@ -113,7 +113,8 @@ def _merge_once(spark: SparkSession, path, rows: DataFrame, schema, keys: list[s
                                                    set={"closed_in_run": F.lit(close_in_run)})
     with tagged_commit(spark) as tag:
         merge.execute()
-    last = own_commit(target, tag)
+    # a MERGE that changed nothing commits nothing: the table stays at the version it read
+    last = own_commit(target, tag) or target.history(1).select("version", "operation", "operationMetrics").first()
     return {"operation": last["operation"], "version": int(last["version"]),
             **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
                if k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")}}
