@@ -143,7 +143,7 @@ def two_merges_at_once(spark, config, source: Paths, tmp: Path, fresh_delta: boo
     return result
 
 
-def read_while_merging(spark, config, source: Paths, tmp: Path, thresholds=(0.05, 0.9, 0.05, 0.9)) -> dict:
+def read_while_merging(spark, config, source: Paths, tmp: Path, thresholds=(0.05, 0.9)) -> dict:
     """One process merges again and again (alternating thresholds: every merge changes all three
     tables) while this one reads the last completed merge through ``read_merged`` as fast as it
     can; every read must be the three tables of one merge."""
