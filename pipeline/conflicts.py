@@ -102,3 +102,20 @@ def own_commit(table: DeltaTable, tag: str, search: int = 100) -> Row | None:
     tagged; None where the operation committed nothing (a MERGE that changed no row)."""
     return (table.history(search).where(F.col("userMetadata") == tag)
             .select("version", "operation", "operationMetrics").first())
+
+
+def create_table_if_missing(spark: SparkSession, path, schema, properties: dict[str, str] | None = None) -> None:
+    """An empty Delta table at ``path`` where none is. Not ``DeltaTable.createIfNotExists``: that
+    refuses a folder holding the files of a creation killed before its first commit (a merge
+    killed there could never be rerun: bench/faults.py's kill matrix found it); an empty append
+    makes version 0 in such a folder too. Two writers making it at once conflict, and the
+    caller's ``retry_on_conflict`` then finds the other's table.
+
+    >>> create_table_if_missing(spark, "wh/delta/alignment", ALIGNMENT, {"delta.enableChangeDataFeed": "true"})
+    """
+    if DeltaTable.isDeltaTable(spark, str(path)):
+        return
+    writer = spark.createDataFrame([], schema).write.format("delta").mode("append")
+    for key, value in (properties or {}).items():
+        writer = writer.option(key, value)
+    writer.save(str(path))

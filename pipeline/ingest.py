@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 import shutil
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline import validate
-from pipeline.conflicts import retry_on_conflict
+from pipeline.conflicts import create_table_if_missing, retry_on_conflict
 from pipeline.schema import EDGES, GOLD, LABELLED, NODES, REJECTED, delta_table_name
 from pipeline.sources import adapter
 from pipeline.stage import StageContext, StageResult
@@ -35,7 +34,7 @@ def write_rejected(spark: SparkSession, path, rejected: DataFrame, run_id: str, 
     rows = rejected.select(F.lit(run_id).alias("run_id"), F.lit(stage).alias("stage"), *rejected.columns)
 
     def replace() -> None:
-        DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(REJECTED).execute()
+        create_table_if_missing(spark, path, REJECTED)
         (rows.select(*REJECTED.fieldNames()).writeTo(delta_table_name(path))
          .overwrite((F.col("run_id") == run_id) & (F.col("stage") == stage)))
 

@@ -36,7 +36,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.conflicts import own_commit, retry_on_conflict, tagged_commit
+from pipeline.conflicts import create_table_if_missing, own_commit, retry_on_conflict, tagged_commit
 from pipeline.pairs import mutual_best
 from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES, delta_table_name
 from pipeline.stage import StageContext, StageResult
@@ -92,8 +92,7 @@ def merge_into(spark: SparkSession, path, rows: DataFrame, schema, keys: list[st
 
 def _merge_once(spark: SparkSession, path, rows: DataFrame, schema, keys: list[str],
                 close_in_run: str | None) -> dict:
-    (DeltaTable.createIfNotExists(spark).location(str(path)).addColumns(schema)
-     .property(CHANGE_FEED, "true").execute())
+    create_table_if_missing(spark, path, schema, {CHANGE_FEED: "true"})
     add_new_columns(spark, path, schema)
     target = DeltaTable.forPath(spark, str(path))
     enable_change_feed(spark, target, path)

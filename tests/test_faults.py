@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from delta.exceptions import ConcurrentAppendException, ProtocolChangedException
+from delta.tables import DeltaTable
 from faults import kill_cell, read_while_merging, two_merges_at_once, write_conf
 from pyspark.errors import AnalysisException
 
@@ -89,3 +90,19 @@ def test_the_stage_log_is_replaced_whole(tmp_path):
     assert read_stage_log(log) == {"ingest": {"stage": "ingest", "seconds": 3.0},
                                    "features": {"stage": "features", "seconds": 2.0}}
     assert [p.name for p in tmp_path.iterdir()] == ["stages.jsonl"]  # no partial file left beside it
+
+
+def test_a_table_whose_creation_was_killed_before_its_first_commit_is_made_anew(spark, tmp_path):
+    """What a merge killed while creating a table leaves: a folder with a log entry in progress
+    and no commit. DeltaTable.createIfNotExists refuses it; the pipeline's creation does not."""
+    from pyspark.sql import types as T
+
+    path = tmp_path / "alignment"
+    (path / "_delta_log").mkdir(parents=True)
+    (path / "_delta_log" / ".00000000000000000000.json.killed.tmp").write_text("{")
+    schema = T.StructType([T.StructField("x", T.IntegerType())])
+    conflicts.create_table_if_missing(spark, path, schema, {"delta.enableChangeDataFeed": "true"})
+    table = DeltaTable.forPath(spark, str(path))
+    assert table.detail().first()["properties"] == {"delta.enableChangeDataFeed": "true"}
+    conflicts.create_table_if_missing(spark, path, schema)  # there now: nothing more is committed
+    assert table.history().count() == 1 and spark.read.format("delta").load(str(path)).count() == 0
