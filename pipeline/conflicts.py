@@ -1,4 +1,6 @@
-"""Delta's optimistic concurrency, for the pipeline's writers: a transaction that another writer's
+"""Delta writes that survive other writers and kills.
+
+Delta's optimistic concurrency: a transaction that another writer's
 commit beat (two runs merging into one warehouse, an Airflow retry while the first attempt still
 runs) fails with one of Delta's conflict exceptions and nothing of it is committed; it is rerun
 on the new version of the table until it commits.
@@ -6,7 +8,8 @@ on the new version of the table until it commits.
     >>> version = retry_on_conflict(lambda: merge_rows(...), f"MERGE into {path}")
 
 Every writer of a shared Delta table recomputes what it writes from the table as it then is, so a
-retry is the whole read-modify-write, never a replay of an old plan.
+retry is the whole read-modify-write, never a replay of an old plan. A table is made by
+``create_table_if_missing``, which also takes the folder a creation killed midway leaves.
 """
 from __future__ import annotations
 
