@@ -1,6 +1,8 @@
 """score: every candidate pair of the shards, scored by the trained model, in collective rounds.
 
-Spark ``mapInArrow`` over the shard files; each Python worker loads the model, the feature
+Spark ``mapInArrow`` over the shard files, one task per file, each Python worker reading its
+files itself (``over_files``: the rows do not pass through Spark's JVM, whose Parquet reader and
+Arrow conversion took a third of the stage's time); each worker loads the model, the feature
 matrix and the round's anchors once, computes every node's first-layer message once per round
 (``model.infer.node_messages``, from the run's neighbourhoods), and scores Arrow batches with
 ``model.infer.score_table`` (no Spark inside), on CUDA when the worker has a GPU, else on the
@@ -161,14 +163,45 @@ def score_partitions(paths: Paths, anchors_path: Path, matrix_path: Path, device
     return fn
 
 
-def score_round(shards: DataFrame, fn, sign_fn, base_scores: DataFrame | None
+def parquet_files(folder: Path) -> list[str]:
+    """The data files of a Parquet folder Spark wrote (its partition folders included), as Spark
+    reads them: names starting with ``_`` or ``.`` (markers, checksums) left out."""
+    return sorted(str(p) for p in Path(folder).rglob("*.parquet") if not p.name.startswith(("_", ".")))
+
+
+def over_files(spark, files: list[str], fn, schema: T.StructType | str, batch_rows: int = 10_000) -> DataFrame:
+    """``fn``, a mapInArrow function of pair-shard batches, over the Parquet ``files``, one
+    Spark task per file, the task's Python worker reading its file with pyarrow, ``batch_rows``
+    rows at a time. The same rows as ``spark.read.parquet(...).mapInArrow(fn, schema)`` without
+    their trip through the JVM (its Parquet reader, then Arrow again for Python), which took a
+    third of the score stage's time at 100k nodes per side (bench/RESULTS.md). The files must
+    be readable at the same path from every worker, as the warehouse's other files they read.
+
+    >>> over_files(spark, parquet_files(paths.shards), fn, SCORE).write.parquet(out)
+    """
+    def read(tasks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.parquet as pq
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for task in tasks:
+                for i in task.column("id").to_pylist():
+                    yield from pq.ParquetFile(files[i]).iter_batches(batch_size=batch_rows)
+        yield from fn(batches())
+
+    # a range of n over n partitions: exactly one file index per task
+    return spark.range(0, len(files), 1, numPartitions=max(1, len(files))).mapInArrow(read, schema)
+
+
+def score_round(shards: DataFrame, shard_files: list[str], fn, sign_fn, base_scores: DataFrame | None
                 ) -> tuple[DataFrame, DataFrame | None]:
     """One round's scores: all pairs through the model, or, given the base run's scores of the
-    same round and model, only the pairs whose signature is not among them. Returns the scores
-    and, when reusing, the (cached) signatures of every pair."""
+    same round and model, only the pairs whose signature is not among them. ``shards``: the
+    pair-shard rows, whose data files are ``shard_files``. Returns the scores and, when reusing,
+    the (cached) signatures of every pair."""
+    spark = shards.sparkSession
     if base_scores is None:
-        return shards.mapInArrow(fn, SCORE), None
-    signatures = shards.mapInArrow(sign_fn, SIGNATURE).cache()
+        return over_files(spark, shard_files, fn, SCORE), None
+    signatures = over_files(spark, shard_files, sign_fn, SIGNATURE).cache()
     base = base_scores.select(*SCORE.fieldNames())
     reused = base.join(signatures, KEYS + ["signature"], "left_semi")
     changed = signatures.join(base, KEYS + ["signature"], "left_anti").select(*KEYS)
@@ -233,6 +266,7 @@ def run(ctx: StageContext) -> StageResult:
 
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
     shards = spark.read.parquet(str(paths.shards)).drop("shard")
+    shard_files = parquet_files(paths.shards)
     index = spark.read.parquet(str(paths.node_index))
     reuse_from = ctx.base if ctx.incremental else None  # --base-run alone: its model, not its scores
     checkpoint.require_compatible(paths.model_dir, feature_blocks(paths.node_features),
@@ -256,7 +290,7 @@ def run(ctx: StageContext) -> StageResult:
         base_scores = _base_scores(spark, reuse_from, round_no, rounds, ckpt.version)
         reusing = f", reusing run {reuse_from.run_id}" if base_scores is not None else ""
         spark.sparkContext.setJobDescription(f"score [{cfg.dataset.name}] round {round_no} of {rounds}{reusing}")
-        scores, signatures = score_round(shards, fn, sign_fn, base_scores)
+        scores, signatures = score_round(shards, shard_files, fn, sign_fn, base_scores)
         out = paths.round_scores(round_no, rounds)
         scores.write.mode("overwrite").parquet(str(out))
         if signatures is not None:
@@ -288,8 +322,8 @@ def run(ctx: StageContext) -> StageResult:
         schema = T.StructType(SCORE.fields + [T.StructField("label", T.IntegerType()),
                                               T.StructField("split", T.StringType())])
         fn = score_partitions(paths, paths.anchors(rounds - 1), matrix, cfg.score.device, cfg.score.batch_size, keep)
-        labelled = spark.read.parquet(str(paths.labelled_shards))
-        labelled.mapInArrow(fn, schema).write.mode("overwrite").parquet(str(paths.labelled_scores))
+        labelled = over_files(spark, parquet_files(paths.labelled_shards), fn, schema)
+        labelled.write.mode("overwrite").parquet(str(paths.labelled_scores))
         details["labelled_pairs_scored"] = spark.read.parquet(str(paths.labelled_scores)).count()
     n_out = spark.read.parquet(str(paths.scores)).count()
     return StageResult(rows_in=n_out, rows_out=n_out, details=details)
