@@ -250,24 +250,22 @@ class CGMuAlign(nn.Module):
         the other centre's r-neighbours); a neighbour whose relation the other centre lacks
         counts nothing (a missing attribute is not a different one). Returns [P].
 
-        Only the (a-neighbour, b-neighbour) slot pairs of a pair that share a relation are
-        compared, as a flat list: most pairs fill a few of their padded slots."""
+        The unit name vector of each distinct one-hop node is made once; the cosines of all of
+        a pair's (a-slot, b-slot) couples come from one batched product ([P, N, d] x [P, d, N]),
+        and couples of different relations (or padding) are masked out. (Gathering a vector
+        per compared couple instead copied up to N times more rows: half the scorer's time.)"""
         name = self.level0_blocks[0]
-        num_pairs, width = batch.hop1_a.shape
         same = ((rel_a.unsqueeze(2) == rel_b.unsqueeze(1))
-                & batch.mask_a.unsqueeze(2) & batch.mask_b.unsqueeze(1))  # [P, Na, Nb]
-        pair, i, j = same.nonzero(as_tuple=True)
-        # unit name vectors once per distinct one-hop node, then one dot product per compared slot pair
-        node_a, node_b = batch.hop1_a[pair, i], batch.hop1_b[pair, j]
-        nodes, inverse = torch.unique(torch.cat([node_a, node_b]), return_inverse=True)
+                & batch.mask_a.unsqueeze(2) & batch.mask_b.unsqueeze(1))  # [P, N, N]
+        slots = torch.cat([batch.hop1_a.reshape(-1), batch.hop1_b.reshape(-1)])
+        nodes, inverse = torch.unique(slots, return_inverse=True)
         unit = nn.functional.normalize(nbr(nodes)[:, :name], dim=-1)
-        cos = (gather_rows(unit, inverse[: len(pair)]) * gather_rows(unit, inverse[len(pair):])).sum(-1)
+        unit_a = gather_rows(unit, inverse[: batch.hop1_a.numel()].view_as(batch.hop1_a))  # [P, N, d]
+        unit_b = gather_rows(unit, inverse[batch.hop1_a.numel():].view_as(batch.hop1_b))
+        cos = torch.bmm(unit_a, unit_b.transpose(1, 2)).masked_fill(~same, -2.0)  # [P, N, N]
         weight = nn.functional.softplus(self.neighbour_match_weight)
-        total = torch.zeros(num_pairs, dtype=cos.dtype, device=cos.device)
-        for slot, rel, has in ((i, rel_a, same.any(2)), (j, rel_b, same.any(1))):
-            flat = pair * width + slot
-            best = torch.full((num_pairs * width,), -2.0, dtype=cos.dtype, device=cos.device)
-            best = best.scatter_reduce(0, flat, cos, "amax", include_self=True).view(num_pairs, width)
+        total = torch.zeros(len(cos), dtype=cos.dtype, device=cos.device)
+        for best, rel, has in ((cos.amax(2), rel_a, same.any(2)), (cos.amax(1), rel_b, same.any(1))):
             # each relation counts once per centre, however many neighbours it has
             peers = ((rel.unsqueeze(2) == rel.unsqueeze(1)) & has.unsqueeze(1)).sum(-1).clamp_min(1)
             total = total + (has * weight[rel] * (1 - best) / peers).sum(-1)
