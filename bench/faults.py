@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "tests"))
 
-from faults import kill_cell, read_while_merging, stage_outputs, two_merges_at_once  # noqa: E402
+from faults import hub_case, hub_sampling, kill_cell, read_while_merging, stage_outputs, two_merges_at_once  # noqa: E402
 
 from pipeline.config import SparkConfig, load_config  # noqa: E402
 from pipeline.runner import STAGES, run_pipeline, setup_logging  # noqa: E402
@@ -61,21 +61,10 @@ def hub_of(spark, tmp: Path, edges: int) -> dict:
     """The bad-input corpus's good case plus one venue with ``edges`` papers (tests/test_bad_input.py
     has it at 100,000): ingest keeps every row (rows in = kept + rejected), extract samples the
     venue's neighbours to the cap."""
-    import csv
-
-    from pyspark.sql import functions as F
-
-    from pipeline import extract, ingest
-    from pipeline.config import ExtractConfig
+    from pipeline import ingest
     from pipeline.stage import StageContext, run_stage
 
-    case = tmp / "hub"
-    shutil.copytree(REPO / "tests/data/bad/good", case)
-    with open(case / "nodes.csv", "a", newline="") as nodes, open(case / "edges.csv", "a", newline="") as out:
-        n, e = csv.writer(nodes, lineterminator="\n"), csv.writer(out, lineterminator="\n")
-        for i in range(edges):
-            n.writerow(["A", f"paper/hub{i}", "paper", f"proceedings paper number {i}", "2001"])
-            e.writerow(["A", f"paper/hub{i}", "published_in", "venue/vldb"])
+    case = hub_case(tmp / "hub", edges)
     raw = {"dataset": {"name": "hub", "format": "tables", "path": str(case), "options": {"file_format": "csv"}},
            "warehouse": str(tmp / "hub-warehouse")}
     (tmp / "hub.yaml").write_text(yaml.safe_dump(raw))
@@ -84,16 +73,13 @@ def hub_of(spark, tmp: Path, edges: int) -> dict:
     start = time.time()
     summary = run_stage("ingest", ingest.run, StageContext(spark, config, paths))
     ingest_s = time.time() - start
-    edges_df, nodes_df = spark.read.parquet(str(paths.edges)), spark.read.parquet(str(paths.nodes))
-    index = nodes_df.select("kg", "id", "type", F.xxhash64("kg", "id").alias("nid"))
-    directed = extract.directed_edges(edges_df, index, extract.relation_vocabulary(edges_df))
-    hub = index.where("kg = 'A' AND id = 'venue/vldb'").first()["nid"]
     start = time.time()
-    sampled = extract.sample_neighbours(directed, ExtractConfig(cap=10)).where(F.col("src") == hub).count()
+    hub_edges, sampled = hub_sampling(spark, paths, cap=10)
     return {"edges_from_one_node": edges, "rows_in": summary["rows_in"], "kept": summary["rows_out"],
-            "rejected": summary["rejected"], "ingest_s": round(ingest_s, 1),
+            "rejected": summary["rejected"], "ingest_s": round(ingest_s, 1), "hub_edges": hub_edges,
             "sampled_neighbours": sampled, "sample_s": round(time.time() - start, 1),
-            "pass": summary["rows_in"] == summary["rows_out"] + summary["rejected"] and sampled == 10}
+            "pass": (summary["rows_in"] == summary["rows_out"] + summary["rejected"]
+                     and hub_edges == edges + 6 and sampled == 10)}
 
 
 def main() -> None:

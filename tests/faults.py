@@ -319,3 +319,38 @@ if __name__ == "__main__":
         _merge_loop(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
         raise SystemExit(__doc__)
+
+
+# --- the bad-input corpus's hub: one node with very many edges -----------------------------------
+
+HUB = "venue/vldb"  # of graph A; the slice has six papers in it
+
+
+def hub_case(to: Path, edges: int) -> Path:
+    """A copy of the bad-input corpus's good case (tests/data/bad/good) at ``to`` with ``edges``
+    more papers, each published in the hub ``HUB``; ``edges`` + 6 edges then end at it."""
+    import csv
+
+    shutil.copytree(REPO / "tests" / "data" / "bad" / "good", to)
+    with open(to / "nodes.csv", "a", newline="") as nodes, open(to / "edges.csv", "a", newline="") as out:
+        n, e = csv.writer(nodes, lineterminator="\n"), csv.writer(out, lineterminator="\n")
+        for i in range(edges):
+            n.writerow(["A", f"paper/hub{i}", "paper", f"proceedings paper number {i}", "2001"])
+            e.writerow(["A", f"paper/hub{i}", "published_in", HUB])
+    return to
+
+
+def hub_sampling(spark, paths: Paths, cap: int = 10) -> tuple[int, int]:
+    """After ingest of a ``hub_case``: (the hub's directed edges, the distinct neighbours extract's
+    sampler keeps of them at ``cap``)."""
+    from pyspark.sql import functions as F
+
+    from pipeline import extract
+    from pipeline.config import ExtractConfig
+
+    edges, nodes = spark.read.parquet(str(paths.edges)), spark.read.parquet(str(paths.nodes))
+    index = nodes.select("kg", "id", "type", F.xxhash64("kg", "id").alias("nid"))
+    directed = extract.directed_edges(edges, index, extract.relation_vocabulary(edges))
+    hub = index.where(F.col("kg") == "A").where(F.col("id") == HUB).first()["nid"]
+    sampled = extract.sample_neighbours(directed, ExtractConfig(cap=cap)).where(F.col("src") == hub)
+    return directed.where(F.col("src") == hub).count(), sampled.select("dst").distinct().count()

@@ -14,13 +14,14 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from pipeline import extract, features, ingest, runner
-from pipeline.config import ConfigError, ExtractConfig, load_config
+from pipeline import features, ingest, runner
+from pipeline.config import ConfigError, load_config
 from pipeline.schema import REJECTED_INPUT, Paths, check_run_id
 from pipeline.stage import StageContext, run_stage
 from pipeline.validate import InputError
 
 from conftest import DATA, write_config
+from faults import hub_case, hub_sampling
 
 BAD = DATA / "bad"
 REPO = Path(__file__).resolve().parents[1]
@@ -183,24 +184,11 @@ def test_a_warehouse_that_cannot_be_written_stops_at_load(tmp_path, where):
 
 
 def test_a_node_with_100000_neighbours_is_kept_and_sampled_to_the_cap(spark, tmp_path):
-    """A venue with 100,000 papers: ingest keeps it all, extract's sampler keeps `cap` of them."""
-    case = tmp_path / "hub"
-    shutil.copytree(BAD / "good", case)
-    with open(case / "nodes.csv", "a", newline="") as nodes, open(case / "edges.csv", "a", newline="") as edges:
-        n, e = csv.writer(nodes, lineterminator="\n"), csv.writer(edges, lineterminator="\n")
-        for i in range(100_000):
-            n.writerow(["A", f"paper/hub{i}", "paper", f"proceedings paper number {i}", "2001"])
-            e.writerow(["A", f"paper/hub{i}", "published_in", "venue/vldb"])
-    summary, rejected, paths = ingest_case(spark, tmp_path, case)
+    """A venue with 100,000 papers: ingest keeps it all, extract's sampler keeps `cap` of them
+    (bench/faults.py has the same at two million)."""
+    summary, rejected, paths = ingest_case(spark, tmp_path, hub_case(tmp_path / "hub", 100_000))
     assert rejected == [] and summary["rows_out"] == 58 + 52 + 8 + 200_000
-    edges = spark.read.parquet(str(paths.edges))
-    nodes = spark.read.parquet(str(paths.nodes))
-    index = nodes.select("kg", "id", "type", F.xxhash64("kg", "id").alias("nid"))
-    directed = extract.directed_edges(edges, index, extract.relation_vocabulary(edges))
-    hub = index.where("kg = 'A' AND id = 'venue/vldb'").first()["nid"]
-    sampled = extract.sample_neighbours(directed, ExtractConfig(cap=10)).where(F.col("src") == hub)
-    assert directed.where(F.col("src") == hub).count() == 100_000 + 6  # and the six VLDB papers of the slice
-    assert sampled.count() == 10 and sampled.select("dst").distinct().count() == 10
+    assert hub_sampling(spark, paths, cap=10) == (100_000 + 6, 10)  # and the six VLDB papers of the slice
 
 
 @pytest.mark.parametrize("run_id", ["a'b", "../elsewhere", "a/b", "", " x", "x..y", "a" * 129, "x;DROP"])
