@@ -100,11 +100,18 @@ def tagged_commit(spark: SparkSession) -> Iterator[str]:
         spark.conf.unset(COMMIT_METADATA)
 
 
+COMMIT_COLUMNS = ("version", "operation", "operationMetrics")  # what a caller reads of a commit
+
+
 def own_commit(table: DeltaTable, tag: str, search: int = 100) -> Row | None:
-    """The history row (version, operation, operationMetrics) of the commit ``tagged_commit``
-    tagged; None where the operation committed nothing (a MERGE that changed no row)."""
-    return (table.history(search).where(F.col("userMetadata") == tag)
-            .select("version", "operation", "operationMetrics").first())
+    """The history row (``COMMIT_COLUMNS``) of the commit ``tagged_commit`` tagged; None where
+    the operation committed nothing (a MERGE that changed no row)."""
+    return table.history(search).where(F.col("userMetadata") == tag).select(*COMMIT_COLUMNS).first()
+
+
+def latest_commit(table: DeltaTable) -> Row:
+    """The table's newest history row (``COMMIT_COLUMNS``)."""
+    return table.history(1).select(*COMMIT_COLUMNS).first()
 
 
 def create_table_if_missing(spark: SparkSession, path, schema, properties: dict[str, str] | None = None) -> None:

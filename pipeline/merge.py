@@ -36,7 +36,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.conflicts import create_table_if_missing, own_commit, retry_on_conflict, tagged_commit
+from pipeline.conflicts import create_table_if_missing, latest_commit, own_commit, retry_on_conflict, tagged_commit
 from pipeline.pairs import mutual_best
 from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES, delta_table_name
 from pipeline.stage import StageContext, StageResult
@@ -113,7 +113,7 @@ def _merge_once(spark: SparkSession, path, rows: DataFrame, schema, keys: list[s
     with tagged_commit(spark) as tag:
         merge.execute()
     # a MERGE that changed nothing commits nothing: the table stays at the version it read
-    last = own_commit(target, tag) or target.history(1).select("version", "operation", "operationMetrics").first()
+    last = own_commit(target, tag) or latest_commit(target)
     return {"operation": last["operation"], "version": int(last["version"]),
             **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
                if k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")}}
