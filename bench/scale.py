@@ -110,7 +110,7 @@ def _scorer_inputs(paths: Paths):
     return ckpt.model, features, anchored, pq.read_table(str(paths.neighbourhoods))
 
 
-def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
+def batch_scorer_rate(paths: Paths, batch_size: int, max_rows: int = 200_000) -> dict:
     """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
     plain (no anchors) and anchored with the seed anchors, as every scoring round runs. The
     nodes' first-layer messages, computed once per round and worker (``node_messages``), are
@@ -121,20 +121,20 @@ def batch_scorer_rate(paths: Paths, max_rows: int = 200_000) -> dict:
     torch.set_num_threads(1)
     model, features, anchored, hoods = _scorer_inputs(paths)
     table = pads.dataset(str(paths.shards)).head(max_rows)
-    score_table(table.slice(0, 4096), model, features, 4096)  # warm-up
+    score_table(table.slice(0, batch_size), model, features, batch_size)  # warm-up
     rates = {"pairs": table.num_rows, "nodes": len(features)}
     for name, anchors in (("plain", None), ("anchored", anchored)):
         start = time.perf_counter()
         messages = node_messages(hoods, model, features, anchors)
         rates[f"{name}_messages_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        score_table(table, model, features, 4096, anchored=anchors, messages=messages)
+        score_table(table, model, features, batch_size, anchored=anchors, messages=messages)
         rates[f"{name}_pairs_per_s"] = round(table.num_rows / (time.perf_counter() - start))
-    rates |= all_cores_rate(paths, max_rows)
+    rates |= {"batch_size": batch_size, **all_cores_rate(paths, batch_size, max_rows)}
     return rates
 
 
-def _score_share(paths: Paths, max_rows: int, share: int, shares: int, ready, results) -> None:
+def _score_share(paths: Paths, batch_size: int, max_rows: int, share: int, shares: int, ready, results) -> None:
     """One process of ``all_cores_rate``: sets up, waits for the others, scores its share."""
     from model.infer import node_messages, score_table
 
@@ -143,14 +143,14 @@ def _score_share(paths: Paths, max_rows: int, share: int, shares: int, ready, re
     messages = node_messages(hoods, model, features, anchored)
     table = pads.dataset(str(paths.shards)).head(max_rows)
     rows = table.slice(share * table.num_rows // shares, table.num_rows // shares)
-    score_table(rows.slice(0, 4096), model, features, 4096, anchored, messages)  # warm-up
+    score_table(rows.slice(0, batch_size), model, features, batch_size, anchored, messages)  # warm-up
     ready.wait()
     start = time.perf_counter()
-    score_table(rows, model, features, 4096, anchored, messages)
+    score_table(rows, model, features, batch_size, anchored, messages)
     results.put((rows.num_rows, time.perf_counter() - start))
 
 
-def all_cores_rate(paths: Paths, max_rows: int) -> dict:
+def all_cores_rate(paths: Paths, batch_size: int, max_rows: int) -> dict:
     """Anchored pairs per second of one scoring process per core, all at once, each on its own
     share of the pairs: total pairs over the slowest process's seconds."""
     import multiprocessing
@@ -158,7 +158,7 @@ def all_cores_rate(paths: Paths, max_rows: int) -> dict:
     ctx = multiprocessing.get_context("spawn")
     n = os.cpu_count()
     ready, results = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=_score_share, args=(paths, max_rows, i, n, ready, results)) for i in range(n)]
+    procs = [ctx.Process(target=_score_share, args=(paths, batch_size, max_rows, i, n, ready, results)) for i in range(n)]
     for proc in procs:
         proc.start()
     done = [results.get() for _ in procs]
@@ -196,7 +196,7 @@ def run_size(spark, base_conf: str, size: int) -> dict:
     row = {"size": size, "generated": generated, "total_seconds": round(time.time() - start, 1), "stages": stages,
            "accuracy": {k: metrics.get(k) for k in ("precision", "recall", "f1", "hits_at_1", "pair_completeness")},
            "accuracy_by_type": metrics.get("per_type"),
-           "batch_scorer_cpu": batch_scorer_rate(Paths(cfg.warehouse.resolve(), "scale"))}
+           "batch_scorer_cpu": batch_scorer_rate(Paths(cfg.warehouse.resolve(), "scale"), cfg.score.batch_size)}
     return row
 
 
@@ -240,7 +240,8 @@ def main() -> None:
         for size in sizes:
             if str(size) not in measured:
                 raise SystemExit(f"no run of size {size} in {out}: run bench/scale.py --sizes {size} first")
-            rate = batch_scorer_rate(Paths(config_for(args.conf, size).warehouse.resolve(), "scale"))
+            cfg = config_for(args.conf, size)
+            rate = batch_scorer_rate(Paths(cfg.warehouse.resolve(), "scale"), cfg.score.batch_size)
             measured[str(size)]["batch_scorer_cpu"] = rate | {"date": time.strftime("%Y-%m-%d")}
             print(f"  {size}: batch scorer {json.dumps(rate)}", flush=True)
         out.write_text(json.dumps(measured, indent=2))

@@ -24,7 +24,7 @@ def score_table(
     rows: pa.Table | pa.RecordBatch,
     model: CGMuAlign,
     features: torch.Tensor,
-    batch_size: int = 2048,
+    batch_size: int = 1024,
     anchored: torch.Tensor | None = None,
     messages: torch.Tensor | None = None,
 ) -> np.ndarray:

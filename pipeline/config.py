@@ -210,7 +210,12 @@ class TrainConfig(Settings):
 
 
 class ScoreConfig(Settings):
-    batch_size: int = Field(2048, ge=1)
+    # pairs per forward pass. On the CPU, 1024: a batch's largest tensors ([pairs, 10
+    # neighbours, 384]) then stay under glibc's 32 MiB limit for reusing freed memory; above
+    # it every batch maps fresh pages and pays their faults (the scorer 1.1-1.3x slower at
+    # 2048, 1.3-1.7x at 4096: bench/RESULTS.md 2026-12-07). On a GPU, larger batches pay
+    # (docs/scaling.md).
+    batch_size: int = Field(1024, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
