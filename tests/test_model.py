@@ -173,6 +173,26 @@ def test_node_messages_computed_once_per_round_give_the_same_scores(relation_awa
                                    score_table(rows, model, feats, anchored=anchors), rtol=1e-6)
 
 
+def test_node_edges_read_in_chunks_are_those_read_at_once():
+    """node_edges reads the neighbourhoods a few rows at a time; each target's edges are those of
+    its first meeting, in the same order, whatever the chunk size."""
+    from model.shards import node_edges
+
+    children = {2: [(0, 1), (12, 2)], 3: [(0, 1)], 5: [(1, 1), (13, 2)], 6: [(14, 3)]}
+    pairs = [_pair(0, [2, 3], [0, 0], 1, [5, 6], [0, 0], children),
+             _pair(2, [0, 12], [1, 2], 5, [1, 13], [1, 2], {0: [(2, 0), (3, 0)], 1: [(5, 0), (6, 0)]}),
+             _pair(12, [2], [2], 13, [5], [2], {2: [(0, 1), (12, 2)], 5: [(1, 1), (13, 2)]})]
+    hoods = _neighbourhoods(pairs)
+
+    def by_target(edges):
+        return edges[np.argsort(edges[:, 0], kind="stable")]
+
+    whole = node_edges(hoods, chunk_rows=len(hoods))
+    assert len(np.unique(whole[:, 0])) == 8  # the six centres, and 3 and 6 (only someone's one hop)
+    for rows in (1, 2, 4):
+        np.testing.assert_array_equal(by_target(node_edges(hoods, chunk_rows=rows)), by_target(whole))
+
+
 def test_empty_neighbourhoods_are_handled():
     feats = torch.randn(6, DIM)
     rows = _rows([_pair(0, [], [], 1, [], []), _pair(2, [3], [0], 4, [], [])])
