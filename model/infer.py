@@ -5,6 +5,8 @@ calls, and what bench/ times alone on a GPU.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -42,9 +44,10 @@ def score_table(
 
 
 @torch.inference_mode()
-def node_messages(neighbourhoods: pa.Table, model: CGMuAlign, features: torch.Tensor,
+def node_messages(neighbourhoods: pa.Table | Iterable[pa.RecordBatch], model: CGMuAlign, features: torch.Tensor,
                   anchored: torch.Tensor | None = None) -> torch.Tensor:
     """Every node's first-layer message for ``score_table``, from the run's neighbourhoods
-    (extract's NEIGHBOURHOOD rows), with these features and anchors: once per scoring round."""
+    (extract's NEIGHBOURHOOD rows, a table or its record batches: ``node_edges``), with these
+    features and anchors: once per scoring round."""
     edges = torch.from_numpy(node_edges(neighbourhoods)).to(features.device)
     return model.node_messages(features, edges, anchored)

@@ -8,6 +8,7 @@ once per distinct node of a batch (``edge_index``), and only the last layer runs
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -111,25 +112,29 @@ def _edges_once(sides: list[dict[str, np.ndarray]]) -> np.ndarray:
                     axis=1)
 
 
-def node_edges(neighbourhoods: pa.Table, chunk_rows: int = 65_536) -> np.ndarray:
+def node_edges(neighbourhoods: pa.Table | Iterable[pa.RecordBatch], chunk_rows: int = 65_536) -> np.ndarray:
     """[E, 3] (target, child, relation) as global node ids: every node's sampled neighbour list
-    that the ``neighbourhoods`` table (extract's NEIGHBOURHOOD rows) holds, as a centre's one
+    that the ``neighbourhoods`` (extract's NEIGHBOURHOOD rows: a table, or its record batches
+    as a Parquet reader streams them) hold, as a centre's one
     hop or as a one-hop node's two hops, each node's once. What the first layer reads of every
     node it can meet in a pair shard.
 
-    Read ``chunk_rows`` rows at a time, keeping the edges of targets no earlier chunk had: the
+    Read ``chunk_rows`` rows (or a batch) at a time, keeping the edges of targets no earlier chunk had: the
     same edges, each target's in the same order, as all rows at once (``node_messages`` sorts
     them by target), without every row's two-hop arrays in memory together: at 100k nodes per
-    side 0.13 GiB above the table instead of 0.41 (bench/RESULTS.md 2026-12-07), and it grows
-    with the rows."""
-    side = neighbourhoods.select(["nid", *SUBGRAPH_COLUMNS]).rename_columns(
-        ["nid_x", *(f"x_{c}" for c in SUBGRAPH_COLUMNS)])
-    parts, seen = [], np.empty(0, dtype=np.int64)  # seen: sorted targets kept so far
-    for start in range(0, side.num_rows, chunk_rows):
-        edges = _edges_once([_side_arrays(side.slice(start, chunk_rows), "x")])
-        edges = edges[~np.isin(edges[:, 0], seen)]
+    side 0.03 GiB above the table instead of 0.41, at 1M 0.26 GiB (bench/RESULTS.md 2026-12-07)."""
+    if isinstance(neighbourhoods, pa.Table):
+        neighbourhoods = neighbourhoods.to_batches(max_chunksize=chunk_rows)
+    parts, seen = [], np.zeros(0, dtype=bool)  # seen[node id]: its edges are kept already
+    for batch in neighbourhoods:
+        side = pa.Table.from_batches([batch]).select(["nid", *SUBGRAPH_COLUMNS]).rename_columns(
+            ["nid_x", *(f"x_{c}" for c in SUBGRAPH_COLUMNS)])
+        edges = _edges_once([_side_arrays(side, "x")])
+        if len(edges) and edges[:, 0].max() >= len(seen):
+            seen = np.concatenate([seen, np.zeros(int(edges[:, 0].max()) + 1 - len(seen), dtype=bool)])
+        edges = edges[~seen[edges[:, 0]]]
+        seen[edges[:, 0]] = True
         parts.append(edges)
-        seen = np.union1d(seen, edges[:, 0])
     return np.concatenate(parts) if parts else np.empty((0, 3), dtype=np.int64)
 
 

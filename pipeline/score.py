@@ -114,7 +114,7 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     """What a worker scores a round with: the model, the level-0 matrix, its anchored view,
     every node's first-layer message (computed once per worker and round, not per batch) and
     the node hashes of the pairs' signatures."""
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as pads
     import torch
 
     from model.infer import node_messages, pick_device
@@ -128,7 +128,8 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     node_hash = node_hashes(node_keys(index_path), features.numpy() if anchored is None else anchored)
     features = features.to(dev)
     anchored = anchored.to(dev) if anchored is not None else None
-    hoods = pq.read_table(hoods_path, columns=["nid", *SUBGRAPH_COLUMNS])
+    # streamed: the whole table is never in the worker's memory (0.5 GiB at 1M nodes per side)
+    hoods = pads.dataset(hoods_path).to_batches(columns=["nid", *SUBGRAPH_COLUMNS], batch_size=65_536)
     messages = node_messages(hoods, ckpt.model, features, anchored)
     return ckpt, features, anchored, messages, node_hash
 
