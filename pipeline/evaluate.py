@@ -251,7 +251,9 @@ def run(ctx: StageContext) -> StageResult:
         "valid": valid_ranking(scores, gold),
         "pair_completeness": blocking.get("pair_completeness", {}).get("test"),
         "candidates": blocking.get("candidates"),
-        "stages": {name: {k: s[k] for k in ("seconds", "rows_in", "rows_out")} for name, s in stages.items()},
+        # the stages before this one: an evaluate entry in the log is an earlier attempt's
+        "stages": {name: {k: s[k] for k in ("seconds", "rows_in", "rows_out")} for name, s in stages.items()
+                   if name != "evaluate"},
         # the fit's figures on the valid split: what configs are compared on
         "train": {k: v for k, v in stages.get("train", {}).items()
                   if k in ("valid_f1", "threshold", "best_epoch", "epochs_run")},

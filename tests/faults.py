@@ -211,6 +211,10 @@ def before_stage(base: Paths, to: Path, stage: str) -> Paths:
     for name in later:
         for out in stage_outputs(copy, name):
             shutil.rmtree(out) if out.is_dir() else out.unlink()
+    if copy.stage_log.is_file():  # and the log lines of the stages not run yet
+        lines = copy.stage_log.read_text().splitlines()
+        copy.stage_log.write_text("".join(f"{line}\n" for line in lines
+                                          if line.strip() and json.loads(line)["stage"] not in later))
     return copy
 
 

@@ -138,6 +138,8 @@ def test_evaluate_reads_its_own_runs_merge_after_another_run_merged(loads, spark
     before = first["evaluate"]["metrics"]
     figures = ("precision", "recall", "f1", "aligned_touching_test", "hits_at_1")
     assert {k: again[k] for k in figures} == {k: before[k] for k in figures}
+    # the first evaluate's own log line is no stage of the figures (the kill matrix's evaluate cell)
+    assert set(again["stages"]) == set(before["stages"]) and "evaluate" not in again["stages"]
 
 
 def test_a_consumer_reads_what_one_run_changed(loads, spark):
