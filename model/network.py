@@ -252,8 +252,8 @@ class CGMuAlign(nn.Module):
 
         The unit name vector of each distinct one-hop node is made once; the cosines of all of
         a pair's (a-slot, b-slot) couples come from one batched product ([P, N, d] x [P, d, N]),
-        and couples of different relations (or padding) are masked out. (Gathering a vector
-        per compared couple instead copied up to N times more rows: half the scorer's time.)"""
+        and couples of different relations (or padding) are masked out. (With a vector gathered
+        per compared couple instead, this term took half the scorer's time.)"""
         name = self.level0_blocks[0]
         same = ((rel_a.unsqueeze(2) == rel_b.unsqueeze(1))
                 & batch.mask_a.unsqueeze(2) & batch.mask_b.unsqueeze(1))  # [P, N, N]

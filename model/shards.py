@@ -114,15 +114,15 @@ def _edges_once(sides: list[dict[str, np.ndarray]]) -> np.ndarray:
 
 def node_edges(neighbourhoods: pa.Table | Iterable[pa.RecordBatch], chunk_rows: int = 65_536) -> np.ndarray:
     """[E, 3] (target, child, relation) as global node ids: every node's sampled neighbour list
-    that the ``neighbourhoods`` (extract's NEIGHBOURHOOD rows: a table, or its record batches
-    as a Parquet reader streams them) hold, as a centre's one
-    hop or as a one-hop node's two hops, each node's once. What the first layer reads of every
-    node it can meet in a pair shard.
+    that the ``neighbourhoods`` (extract's NEIGHBOURHOOD rows: a table, or its record batches as
+    a Parquet reader streams them) hold, as a centre's one hop or as a one-hop node's two hops,
+    each node's once. What the first layer reads of every node it can meet in a pair shard.
 
-    Read ``chunk_rows`` rows (or a batch) at a time, keeping the edges of targets no earlier chunk had: the
-    same edges, each target's in the same order, as all rows at once (``node_messages`` sorts
-    them by target), without every row's two-hop arrays in memory together: at 100k nodes per
-    side 0.03 GiB above the table instead of 0.41, at 1M 0.26 GiB (bench/RESULTS.md 2026-12-07)."""
+    Read a batch (of ``chunk_rows`` rows of a table) at a time, keeping the edges of targets no
+    earlier batch had: the same edges, each target's in the same order, as all rows at once
+    (``node_messages`` sorts them by target), without every row's two-hop arrays in memory
+    together: at 100k nodes per side 0.03 GiB above the table instead of 0.41, at 1M 0.26 GiB
+    (bench/RESULTS.md 2026-12-07)."""
     if isinstance(neighbourhoods, pa.Table):
         neighbourhoods = neighbourhoods.to_batches(max_chunksize=chunk_rows)
     parts, seen = [], np.zeros(0, dtype=bool)  # seen[node id]: its edges are kept already

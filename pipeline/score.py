@@ -2,7 +2,7 @@
 
 Spark ``mapInArrow`` over the shard files, one task per file, each Python worker reading its
 files itself (``over_files``: the rows do not pass through Spark's JVM, whose Parquet reader and
-Arrow conversion took a third of the stage's time); each worker loads the model, the feature
+Arrow conversion took 25-52 s a round at 100k nodes per side); each worker loads the model, the feature
 matrix and the round's anchors once, computes every node's first-layer message once per round
 (``model.infer.node_messages``, from the run's neighbourhoods), and scores Arrow batches with
 ``model.infer.score_table`` (no Spark inside), on CUDA when the worker has a GPU, else on the
@@ -174,8 +174,8 @@ def over_files(spark, files: list[str], fn, schema: T.StructType | str, batch_ro
     """``fn``, a mapInArrow function of pair-shard batches, over the Parquet ``files``, one
     Spark task per file, the task's Python worker reading its file with pyarrow, ``batch_rows``
     rows at a time. The same rows as ``spark.read.parquet(...).mapInArrow(fn, schema)`` without
-    their trip through the JVM (its Parquet reader, then Arrow again for Python), which took a
-    third of the score stage's time at 100k nodes per side (bench/RESULTS.md). The files must
+    their trip through the JVM (its Parquet reader, then Arrow again for Python), which took
+    25-52 s a round at 100k nodes per side (bench/RESULTS.md 2026-12-07). The files must
     be readable at the same path from every worker, as the warehouse's other files they read.
 
     >>> over_files(spark, parquet_files(paths.shards), fn, SCORE).write.parquet(out)
