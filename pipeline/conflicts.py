@@ -1,9 +1,9 @@
 """Delta writes that survive other writers and kills.
 
-Delta's optimistic concurrency: a transaction that another writer's
-commit beat (two runs merging into one warehouse, an Airflow retry while the first attempt still
-runs) fails with one of Delta's conflict exceptions and nothing of it is committed; it is rerun
-on the new version of the table until it commits.
+Delta's optimistic concurrency: a transaction that another writer's commit beat (two runs
+merging into one warehouse, an Airflow retry while the first attempt still runs) fails with one
+of Delta's conflict exceptions and nothing of it is committed; it is rerun on the new version of
+the table until it commits.
 
     >>> version = retry_on_conflict(lambda: merge_rows(...), f"MERGE into {path}")
 
