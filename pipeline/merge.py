@@ -36,7 +36,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline.conflicts import create_table_if_missing, latest_commit, own_commit, retry_on_conflict, tagged_commit
+from pipeline.conflicts import (ConflictError, create_table_if_missing, latest_commit, own_commit, retry_on_conflict,
+                                tagged_commit)
 from pipeline.pairs import mutual_best
 from pipeline.schema import ALIGNMENT, KG_A, KG_B, MERGE_LOG, UNIFIED_EDGES, UNIFIED_NODES, delta_table_name
 from pipeline.stage import StageContext, StageResult
@@ -45,6 +46,8 @@ log = logging.getLogger("kgmerge")
 # every unified table keeps Delta's change data feed: a consumer reads what one run changed
 # (pipeline.unified.read_changes)
 CHANGE_FEED = "delta.enableChangeDataFeed"
+MERGE_COUNTS = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")
+NO_OP_ATTEMPTS = 5  # a MERGE that changed nothing while another writer committed is run again
 
 
 def resolve(scores: DataFrame, threshold: float) -> DataFrame:
@@ -110,13 +113,20 @@ def _merge_once(spark: SparkSession, path, rows: DataFrame, schema, keys: list[s
     else:
         merge = merge.whenNotMatchedBySourceUpdate(condition=t("closed_in_run").isNull(),
                                                    set={"closed_in_run": F.lit(close_in_run)})
-    with tagged_commit(spark) as tag:
-        merge.execute()
-    # a MERGE that changed nothing commits nothing: the table stays at the version it read
-    last = own_commit(target, tag) or latest_commit(target)
-    return {"operation": last["operation"], "version": int(last["version"]),
-            **{k: int(v) for k, v in (last["operationMetrics"] or {}).items()
-               if k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted", "numOutputRows")}}
+    for _ in range(NO_OP_ATTEMPTS):
+        before = latest_commit(target)["version"]
+        with tagged_commit(spark) as tag:
+            merge.execute()
+        own = own_commit(target, tag)
+        if own is not None:
+            return {"operation": own["operation"], "version": int(own["version"]),
+                    **{k: int(v) for k, v in (own["operationMetrics"] or {}).items() if k in MERGE_COUNTS}}
+        # a MERGE that changed nothing commits nothing: the version it read holds its rows already
+        if latest_commit(target)["version"] == before:
+            return {"operation": "MERGE", "version": int(before)}
+        # another writer committed meanwhile: which version this MERGE read is unknown, so again
+    raise ConflictError(f"merge: MERGE into {path} found nothing to change {NO_OP_ATTEMPTS} times while other "
+                        "writers committed: let the other run finish, then rerun this stage (it is idempotent)")
 
 
 def enable_change_feed(spark: SparkSession, table: DeltaTable, path) -> None:

@@ -219,8 +219,10 @@ def test_merge_twice_gives_identical_tables(dblp_run, spark):
     summary = run_stage("merge", merge.run, StageContext(spark, cfg, paths))
     after = _snapshot(spark, paths)
     assert before == after
-    for table in summary["merge"].values():
+    for name, table in summary["merge"].items():
         assert table["operation"] == "MERGE"
+        # the version recorded in merge_log is the one holding these rows: the newest, nobody else wrote
+        assert table["version"] == DeltaTable.forPath(spark, str(getattr(paths, name))).history(1).first()["version"]
         assert table.get("numTargetRowsInserted", 0) == 0
         assert table.get("numTargetRowsUpdated", 0) == 0
         assert table.get("numTargetRowsDeleted", 0) == 0
