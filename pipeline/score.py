@@ -193,20 +193,19 @@ def over_files(spark, files: list[str], fn, schema: T.StructType | str, batch_ro
     return spark.range(0, len(files), 1, numPartitions=max(1, len(files))).mapInArrow(read, schema)
 
 
-def score_round(shards: DataFrame, shard_files: list[str], fn, sign_fn, base_scores: DataFrame | None
+def score_round(spark, shards: Path, fn, sign_fn, base_scores: DataFrame | None
                 ) -> tuple[DataFrame, DataFrame | None]:
-    """One round's scores: all pairs through the model, or, given the base run's scores of the
-    same round and model, only the pairs whose signature is not among them. ``shards``: the
-    pair-shard rows, whose data files are ``shard_files``. Returns the scores and, when reusing,
-    the (cached) signatures of every pair."""
-    spark = shards.sparkSession
+    """One round's scores: all pairs of the pair-shard folder ``shards`` through the model, or,
+    given the base run's scores of the same round and model, only the pairs whose signature is
+    not among them. Returns the scores and, when reusing, the (cached) signatures of every pair."""
+    shard_files = parquet_files(shards)
     if base_scores is None:
         return over_files(spark, shard_files, fn, SCORE), None
     signatures = over_files(spark, shard_files, sign_fn, SIGNATURE).cache()
     base = base_scores.select(*SCORE.fieldNames())
     reused = base.join(signatures, KEYS + ["signature"], "left_semi")
     changed = signatures.join(base, KEYS + ["signature"], "left_anti").select(*KEYS)
-    rescored = shards.join(changed, KEYS, "left_semi").mapInArrow(fn, SCORE)
+    rescored = spark.read.parquet(str(shards)).drop("shard").join(changed, KEYS, "left_semi").mapInArrow(fn, SCORE)
     return rescored.unionByName(reused), signatures
 
 
@@ -266,8 +265,6 @@ def run(ctx: StageContext) -> StageResult:
     from model.level0 import feature_blocks, write_matrix_file
 
     spark, paths, cfg = ctx.spark, ctx.paths, ctx.config
-    shards = spark.read.parquet(str(paths.shards)).drop("shard")
-    shard_files = parquet_files(paths.shards)
     index = spark.read.parquet(str(paths.node_index))
     reuse_from = ctx.base if ctx.incremental else None  # --base-run alone: its model, not its scores
     checkpoint.require_compatible(paths.model_dir, feature_blocks(paths.node_features),
@@ -291,7 +288,7 @@ def run(ctx: StageContext) -> StageResult:
         base_scores = _base_scores(spark, reuse_from, round_no, rounds, ckpt.version)
         reusing = f", reusing run {reuse_from.run_id}" if base_scores is not None else ""
         spark.sparkContext.setJobDescription(f"score [{cfg.dataset.name}] round {round_no} of {rounds}{reusing}")
-        scores, signatures = score_round(shards, shard_files, fn, sign_fn, base_scores)
+        scores, signatures = score_round(spark, paths.shards, fn, sign_fn, base_scores)
         out = paths.round_scores(round_no, rounds)
         scores.write.mode("overwrite").parquet(str(out))
         if signatures is not None:
