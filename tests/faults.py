@@ -112,29 +112,36 @@ def merged_problems(spark, tables: dict, source_nodes: int, expected_links=None)
 
 
 def two_merges_at_once(spark, config, source: Paths, tmp: Path, fresh_delta: bool,
-                       thresholds: tuple[float, float] = (0.05, 0.5)) -> dict:
+                       thresholds: tuple[float, float] = (0.05, 0.5), read_meanwhile: bool = False) -> dict:
     """Two runs (same inputs, different merge thresholds, so different alignments) merge into one
     warehouse at the same moment, each its own spark-submit. Both must complete (a MERGE that
     loses the race retries), the merge log must name both, and each run's logged merge must be
-    exactly its own resolution with no duplicate."""
+    exactly its own resolution with no duplicate. With ``read_meanwhile`` (and not
+    ``fresh_delta``: there must be a merge to read) this process reads the last completed merge
+    while they write, as ``read_while_merging`` does."""
+    if read_meanwhile and fresh_delta:
+        raise ValueError("read_meanwhile needs a completed merge to read: fresh_delta leaves none")
     runs = ["first", "second"]
     warehouse = copy_warehouse(source, tmp / "warehouse", runs, fresh_delta)
     confs = [write_conf(config, warehouse, tmp / f"{run}.yaml", t) for run, t in zip(runs, thresholds)]
+    paths = {run: Paths(warehouse, run) for run in runs}
+    source_nodes = spark.read.parquet(str(paths["first"].nodes)).count()
     start = time.time()
     jobs = [spark_job("merge", conf, run) for run, conf in zip(runs, confs)]
+    reading = read_until(spark, paths["first"], source_nodes, lambda: all(j.poll() is not None for j in jobs)) \
+        if read_meanwhile else {}
     outputs = [output_of(job, timeout=600) for job in jobs]
     result = {"seconds": round(time.time() - start, 1), "exit_codes": [job.returncode for job in jobs],
-              "retries": sum(out.count(CONFLICT_RETRY) for out in outputs), "problems": []}
+              "retries": sum(out.count(CONFLICT_RETRY) for out in outputs),
+              "problems": reading.pop("problems", []), **reading}
     for run, job, out in zip(runs, jobs, outputs):
         if job.returncode != 0:
             result["problems"].append(f"run {run} exited {job.returncode}: {out[-1500:]}")
-    paths = {run: Paths(warehouse, run) for run in runs}
     logged = [r["run_id"] for r in spark.read.format("delta").load(str(paths["first"].merge_log)).collect()]
     result["logged_runs"] = sorted(logged)
     if sorted(set(logged) & set(runs)) != runs:
         result["problems"].append(f"merge_log names {sorted(logged)}, not both runs")
         return result
-    source_nodes = spark.read.parquet(str(paths["first"].nodes)).count()
     for run, threshold in zip(runs, thresholds):
         scores = spark.read.parquet(str(paths[run].scores))
         expected = {(r["id_a"], r["id_b"]) for r in merge.resolve(scores, threshold).collect()}
@@ -154,18 +161,27 @@ def read_while_merging(spark, config, source: Paths, tmp: Path, thresholds=(0.05
     with open(tmp / "merge-loop.log", "w") as sink:
         merger = subprocess.Popen([sys.executable, __file__, "merge-loop", str(conf), source.run_id,
                                    *map(str, thresholds)], cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, text=True)
-    reads, seen_versions, problems = 0, set(), []
-    while merger.poll() is None:
-        log_rows = spark.read.format("delta").load(str(paths.merge_log)).count()
-        tables = read_merged(spark, paths.delta)
-        found = merged_problems(spark, tables, source_nodes)
-        seen_versions.add(log_rows)
-        reads += 1
-        problems += [f"read {reads}: {p}" for p in found]
+    result = read_until(spark, paths, source_nodes, lambda: merger.poll() is not None)
     out = (tmp / "merge-loop.log").read_text(errors="replace")
     if merger.returncode != 0:
-        problems.append(f"the merging process exited {merger.returncode}: {out[-1500:]}")
-    return {"reads": reads, "merges_seen": len(seen_versions), "problems": problems}
+        result["problems"].append(f"the merging process exited {merger.returncode}: {out[-1500:]}")
+    return result
+
+
+def read_until(spark, paths: Paths, source_nodes: int, done) -> dict:
+    """Reads the last completed merge of ``paths``' warehouse through ``read_merged`` as fast as
+    it can until ``done()``, then once more; each read must be the three tables of one merge.
+    Returns the reads made while writers ran, how many merge-log states they saw, the problems."""
+    reads, seen_versions, problems = 0, set(), []
+    while True:
+        last = done()
+        log_rows = spark.read.format("delta").load(str(paths.merge_log)).count()
+        found = merged_problems(spark, read_merged(spark, paths.delta), source_nodes)
+        seen_versions.add(log_rows)
+        problems += [f"read {reads + 1}: {p}" for p in found]
+        if last:
+            return {"reads": reads, "merges_seen": len(seen_versions), "problems": problems}
+        reads += 1
 
 
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 600) -> str:
