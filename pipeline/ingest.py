@@ -65,7 +65,7 @@ def run(ctx: StageContext) -> StageResult:
     else:
         shutil.rmtree(paths.labelled, ignore_errors=True)
     write_rejected(spark, paths.rejected, checked.rejected, paths.run_id, "ingest")
-    checked.nodes.unpersist()
+    checked.release()
     for table in sources:
         table.unpersist()
 

@@ -44,6 +44,11 @@ class Checked:
     gold: DataFrame
     labelled: DataFrame | None
     rejected: DataFrame  # REJECTED_INPUT
+    held: list[DataFrame]  # cached by the checks: released by ``release`` once the tables are written
+
+    def release(self) -> None:
+        for df in self.held:
+            df.unpersist()
 
 
 # A name is what an entity is called; a longer text (a description, a whole record pasted into
@@ -64,9 +69,12 @@ def _record(df: DataFrame, schema) -> Column:
     return F.to_json(F.struct(*[F.col(c) for c in schema.fieldNames()]))
 
 
-def _split(df: DataFrame, reason: Column, source: str, schema) -> tuple[DataFrame, DataFrame]:
-    """(rows whose reason is null, the others as REJECTED_INPUT)."""
-    tagged = df.withColumn("_reason", reason)
+def _split(df: DataFrame, reason: Column, source: str, schema, held: list[DataFrame]) -> tuple[DataFrame, DataFrame]:
+    """(rows whose reason is null, the others as REJECTED_INPUT). The rows with their reasons are
+    cached (and added to ``held``): the kept rows and the rejected ones then read the checks'
+    joins once, not once each."""
+    tagged = df.withColumn("_reason", reason).cache()
+    held.append(tagged)
     kept = tagged.where(F.col("_reason").isNull()).drop("_reason")
     bad = tagged.where(F.col("_reason").isNotNull())
     return kept, rejected_rows(bad, source, _record(bad, schema), F.col("_reason"))
@@ -81,7 +89,7 @@ def _first(*cases: tuple[Column, Column | str]) -> Column:
     return out
 
 
-def check_nodes(nodes: DataFrame, need_names: bool) -> tuple[DataFrame, DataFrame]:
+def check_nodes(nodes: DataFrame, need_names: bool, held: list[DataFrame]) -> tuple[DataFrame, DataFrame]:
     name = _stripped(F.col("name"))
     nodes = nodes.withColumn("name", F.when(F.length(name) > 0, name))
     copies = F.count(F.lit(1)).over(Window.partitionBy("kg", "id"))
@@ -99,7 +107,7 @@ def check_nodes(nodes: DataFrame, need_names: bool) -> tuple[DataFrame, DataFram
          "no name: with block.method 'names' a node without a name can never be a candidate; give it a "
          "name, or use block.method 'anchors'"),
     )
-    return _split(nodes, reason, "nodes", NODES)
+    return _split(nodes, reason, "nodes", NODES, held)
 
 
 def _end(df: DataFrame, keys: DataFrame, kg_col: Column | str, id_col: str, flag: str) -> DataFrame:
@@ -111,7 +119,7 @@ def _end(df: DataFrame, keys: DataFrame, kg_col: Column | str, id_col: str, flag
     return joined.drop(f"{flag}_kg", f"{flag}_id").fillna({flag: False})
 
 
-def check_edges(edges: DataFrame, nodes: DataFrame) -> tuple[DataFrame, DataFrame]:
+def check_edges(edges: DataFrame, nodes: DataFrame, held: list[DataFrame]) -> tuple[DataFrame, DataFrame]:
     tagged = _end(_end(edges, nodes, "kg", "src", "_src_ok"), nodes, "kg", "dst", "_dst_ok")
     order = Window.partitionBy("kg", "src", "rel", "dst").orderBy(F.lit(1))
     tagged = tagged.withColumn("_copy", F.row_number().over(order))
@@ -124,7 +132,7 @@ def check_edges(edges: DataFrame, nodes: DataFrame) -> tuple[DataFrame, DataFram
                                             F.col("dst"), F.col("kg"))),
         (F.col("_copy") > 1, "duplicate edge: the same (kg, src, rel, dst) is kept once"),
     )
-    kept, bad = _split(tagged, reason, "edges", EDGES)
+    kept, bad = _split(tagged, reason, "edges", EDGES, held)
     return kept.select(*EDGES.fieldNames()), bad
 
 
@@ -144,18 +152,18 @@ def _link_reason(df: DataFrame, nodes: DataFrame) -> tuple[DataFrame, list[tuple
     return tagged, cases
 
 
-def check_gold(gold: DataFrame, nodes: DataFrame) -> tuple[DataFrame, DataFrame]:
+def check_gold(gold: DataFrame, nodes: DataFrame, held: list[DataFrame]) -> tuple[DataFrame, DataFrame]:
     tagged, cases = _link_reason(gold, nodes)
     order = Window.partitionBy("id_a", "id_b", "type").orderBy(F.col("split").asc_nulls_last())
     tagged = tagged.withColumn("_copy", F.row_number().over(order))
     cases.append((F.col("_copy") > 1, "duplicate gold link: the same (id_a, id_b, type) is kept once"))
-    kept, bad = _split(tagged, _first(*cases), "gold", GOLD)
+    kept, bad = _split(tagged, _first(*cases), "gold", GOLD, held)
     return kept.select(*GOLD.fieldNames()), bad
 
 
-def check_labelled(labelled: DataFrame, nodes: DataFrame) -> tuple[DataFrame, DataFrame]:
+def check_labelled(labelled: DataFrame, nodes: DataFrame, held: list[DataFrame]) -> tuple[DataFrame, DataFrame]:
     tagged, cases = _link_reason(labelled, nodes)
-    kept, bad = _split(tagged, _first(*cases), "labelled", LABELLED)
+    kept, bad = _split(tagged, _first(*cases), "labelled", LABELLED, held)
     return kept.select(*LABELLED.fieldNames()), bad
 
 
@@ -171,14 +179,15 @@ def check_config_types(config: PipelineConfig, types: set[str]) -> None:
 
 
 def check(tables: SourceTables, config: PipelineConfig) -> Checked:
-    nodes, bad_nodes = check_nodes(tables.nodes, need_names=blocking.method(config.block.method).NEEDS_NAMES)
-    nodes = nodes.select(*NODES.fieldNames()).cache()
-    edges, bad_edges = check_edges(tables.edges, nodes)
-    gold, bad_gold = check_gold(tables.gold, nodes)
+    held = []
+    nodes, bad_nodes = check_nodes(tables.nodes, blocking.method(config.block.method).NEEDS_NAMES, held)
+    nodes = nodes.select(*NODES.fieldNames())
+    edges, bad_edges = check_edges(tables.edges, nodes, held)
+    gold, bad_gold = check_gold(tables.gold, nodes, held)
     rejected = bad_nodes.unionByName(bad_edges).unionByName(bad_gold)
     labelled = None
     if tables.labelled is not None:
-        labelled, bad_labelled = check_labelled(tables.labelled, nodes)
+        labelled, bad_labelled = check_labelled(tables.labelled, nodes, held)
         rejected = rejected.unionByName(bad_labelled)
     if tables.rejected is not None:
         rejected = tables.rejected.unionByName(rejected)
@@ -193,4 +202,4 @@ def check(tables: SourceTables, config: PipelineConfig) -> Checked:
                              + (f" ({why})" if why else " (the input holds none)")
                              + ": check dataset.path and the input files")
     check_config_types(config, {r["type"] for r in nodes.select("type").distinct().collect()})
-    return Checked(nodes, edges, gold, labelled, rejected)
+    return Checked(nodes, edges, gold, labelled, rejected, held)
