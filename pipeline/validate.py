@@ -69,7 +69,8 @@ def _record(df: DataFrame, schema) -> Column:
     return F.to_json(F.struct(*[F.col(c) for c in schema.fieldNames()]))
 
 
-def _split(df: DataFrame, reason: Column, source: str, schema, held: list[DataFrame]) -> tuple[DataFrame, DataFrame]:
+def _split(df: DataFrame, reason: Column, source: str, schema,
+           held: list[DataFrame]) -> tuple[DataFrame, DataFrame]:
     """(rows whose reason is null, the others as REJECTED_INPUT). The rows with their reasons are
     cached (and added to ``held``): the kept rows and the rejected ones then read the checks'
     joins once, not once each."""
