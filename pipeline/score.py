@@ -2,9 +2,9 @@
 
 Spark ``mapInArrow`` over the shard files, one task per file, each Python worker reading its
 files itself (``over_files``: the rows do not pass through Spark's JVM, whose Parquet reader and
-Arrow conversion took 25-52 s a round at 100k nodes per side); each worker loads the model, the feature
-matrix and the round's anchors once, computes every node's first-layer message once per round
-(``model.infer.node_messages``, from the run's neighbourhoods), and scores Arrow batches with
+Arrow conversion took 25-52 s a round at 100k nodes per side); each worker loads the model, the
+feature matrix and the round's anchors once, computes every node's first-layer message once per
+round (``model.infer.node_messages``, from the run's neighbourhoods), and scores Arrow batches with
 ``model.infer.score_table`` (no Spark inside), on CUDA when the worker has a GPU, else on the
 CPU with one torch thread per worker.
 
