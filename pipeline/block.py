@@ -78,7 +78,8 @@ def run(ctx: StageContext) -> StageResult:
     gold = spark.read.parquet(str(paths.gold))
     names_per_type = {r["type"]: r["count"] for r in nodes.groupBy("type").count().collect()}
     edges = spark.read.parquet(str(paths.edges))
-    found = blocking.method(cfg.method).candidates(BlockInputs(nodes, edges, gold, cfg, names_per_type))
+    found = blocking.method(cfg.method).candidates(
+        BlockInputs(nodes, edges, gold, cfg, names_per_type, paths.block_terms))
     cands, weights = found.candidates, found.name_weights
     if cfg.vector_top_k:
         cands = with_vector_candidates(cands, vector_candidates(spark, paths, cfg))
@@ -96,6 +97,7 @@ def run(ctx: StageContext) -> StageResult:
     if weights is not None:
         weights.unpersist()
     shutil.rmtree(paths.name_candidates, ignore_errors=True)
+    shutil.rmtree(paths.block_terms, ignore_errors=True)
     cands = spark.read.parquet(str(paths.candidates))
     report = diagnostics(nodes, cands, gold)
     if n_by_name is not None:

@@ -351,6 +351,11 @@ class Paths:
         return self.run / "candidates"
 
     @property
+    def block_terms(self) -> Path:
+        """block's B-side name terms, read by every worker while it ranks pairs (removed after)."""
+        return self.run / "block.terms_b"
+
+    @property
     def name_candidates(self) -> Path:
         """block's candidates by name alone, while it proposes more through the graph (removed after)."""
         return self.run / "candidates.by_name"

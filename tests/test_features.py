@@ -144,7 +144,7 @@ def test_graph_proposals_pair_the_neighbours_of_confidently_matched_pairs(spark)
     assert graph_proposals(venues, edges, nodes, capped).count() == 0
 
 
-def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(spark):
+def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(spark, tmp_path):
     """block.unit words, max_postings and prefix (the settings for large graphs)."""
     from pipeline.blocking.names import ngram_weights, top_k_pairs, without_crowded_grams
     from pipeline.config import BlockConfig
@@ -157,7 +157,7 @@ def test_word_blocking_caps_crowded_terms_and_prefix_finds_the_same_best_pairs(s
 
     def best(cfg: BlockConfig) -> dict[str, str]:
         weights = ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit)
-        pairs = top_k_pairs(weights, cfg, {"paper": 10}).collect()
+        pairs = top_k_pairs(weights, cfg, {"paper": 10}, tmp_path / "terms").collect()
         return {a: max((p for p in pairs if p.id_a == a), key=lambda p: p.sim).id_b
                 for a in {p.id_a for p in pairs}}, len(pairs)
 
@@ -185,7 +185,7 @@ def test_posting_limit_is_the_largest_size_within_the_budget():
     assert posting_limit(rows_by_size, 5) == 0  # not even the single-name terms fit
 
 
-def test_pair_budget_drops_the_most_crowded_words_first(spark):
+def test_pair_budget_drops_the_most_crowded_words_first(spark, tmp_path):
     """block.max_pairs_per_name bounds the whole join: the words most names share go first,
     the rare words that tell the names apart stay, and the best partners do not change."""
     from pipeline.blocking.names import ngram_weights, top_k_pairs, within_pair_budget
@@ -203,11 +203,11 @@ def test_pair_budget_drops_the_most_crowded_words_first(spark):
     # "data" (72 more) do not
     assert kept == set(topics) | {"graph"}
     cfg = BlockConfig(unit="words", max_df=1.0, min_sim=0.01, top_k={"default": 1}, max_pairs_per_name=4.0)
-    pairs = {(p.id_a, p.id_b) for p in top_k_pairs(weights, cfg, {"paper": 12}).collect()}
+    pairs = {(p.id_a, p.id_b) for p in top_k_pairs(weights, cfg, {"paper": 12}, tmp_path / "terms").collect()}
     assert pairs == {(f"A{i}", f"B{i}") for i in range(6)}
 
 
-def test_word_pairs_find_names_whose_every_word_is_crowded(spark):
+def test_word_pairs_find_names_whose_every_word_is_crowded(spark, tmp_path):
     """On a large graph every common word is held by more names than max_postings and dropped;
     block.unit word_pairs still joins names through their adjacent word pairs."""
     from pipeline.blocking.names import ngram_weights, top_k_pairs
@@ -220,7 +220,8 @@ def test_word_pairs_find_names_whose_every_word_is_crowded(spark):
     def pairs(unit: str) -> set[tuple[str, str]]:
         cfg = BlockConfig(unit=unit, max_df=1.0, min_sim=0.01, top_k={"default": 1}, max_postings=3)
         return {(p.id_a, p.id_b) for p in
-                top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, {"paper": 8}).collect()}
+                top_k_pairs(ngram_weights(nodes, cfg.ngram, cfg.max_df, cfg.unit), cfg, {"paper": 8},
+                            tmp_path / "terms").collect()}
 
     assert pairs("words") == set()  # each word is in all four names of a side: every one is dropped
     terms = {r.gram for r in ngram_weights(nodes, 3, 1.0, "word_pairs").where("id = 'A0'").collect()}
@@ -289,3 +290,56 @@ def test_anchor_profiles_match_nodes_placed_alike_around_the_seed_links():
     own = vectors[0] / np.linalg.norm(vectors[0])
     for hop in range(3):
         assert abs(float(profiles[s1, hop * 16:(hop + 1) * 16] @ own)) < 1e-6
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_sparse_top_k_equals_ranking_every_pair(prefix):
+    """block's top k by sparse products, a few A names at a time (pipeline/blocking/sparse_top_k.py),
+    against every pair's cosine ranked by brute force: the same pairs, sims and a_top flags,
+    ties broken by the other side's id, with prefix filtering a pair kept only where one of
+    its names holds a shared term among its rarest."""
+    from pipeline.blocking.sparse_top_k import chunk_top_k, side_matrix
+
+    rng = np.random.default_rng(7)
+    n_a, n_b, n_terms, k, min_sim = 40, 30, 25, 3, 0.05
+
+    def rows(n: int, side: str):
+        ids, terms, w, rare = [], [], [], []
+        for i in range(n):
+            held = rng.choice(n_terms, size=rng.integers(1, 6), replace=False)
+            weights = rng.choice([0.5, 1.0, 2.0], size=len(held))  # repeats: tied sims
+            weights = weights / np.linalg.norm(weights)
+            order = np.argsort(-weights, kind="stable")
+            ids += [f"{side}{i:02d}"] * len(held)
+            terms += list(held * 7919 - 4000)  # hash-like: negative and positive, unsorted
+            w += list(weights)
+            rare += list(np.isin(np.arange(len(held)), order[:2]))
+        return np.array(ids, dtype=object), np.array(terms, dtype=np.int64), np.array(w), np.array(rare)
+
+    a_rows, b_rows = rows(n_a, "a"), rows(n_b, "b")
+    b = side_matrix(*b_rows[:3], b_rows[3] if prefix else None)
+    a = side_matrix(*a_rows[:3], a_rows[3] if prefix else None, columns=b.terms)
+    ra, rb, sim, a_top = chunk_top_k(a, b, k, min_sim, rows_per_step=7)
+    got = {(a.ids[i], b.ids[j]): (s, t) for i, j, s, t in zip(ra, rb, sim, a_top)}
+    assert len(got) == len(ra)
+
+    dense = {}
+    for ids, terms, w, rare in (a_rows, b_rows):
+        for i, t, x, r in zip(ids, terms, w, rare):
+            dense.setdefault(i, {})[t] = (x, r)
+    sims = {}
+    for i in sorted({x for x in a_rows[0]}):
+        for j in sorted({x for x in b_rows[0]}):
+            shared = dense[i].keys() & dense[j].keys()
+            if prefix and not any(dense[i][t][1] or dense[j][t][1] for t in shared):
+                continue
+            s = round(sum(dense[i][t][0] * dense[j][t][0] for t in shared), 9)
+            if shared and s >= min_sim:
+                sims[(i, j)] = s
+    best_a = {p for i in {p[0] for p in sims} for p in sorted((p for p in sims if p[0] == i),
+                                                               key=lambda p: (-sims[p], p[1]))[:k]}
+    best_b = {p for j in {p[1] for p in sims} for p in sorted((p for p in sims if p[1] == j),
+                                                               key=lambda p: (-sims[p], p[0]))[:k]}
+    assert set(got) == best_a | best_b
+    assert {p for p, (_, top) in got.items() if top} == best_a
+    assert all(got[p][0] == pytest.approx(sims[p], abs=1e-9) for p in got)

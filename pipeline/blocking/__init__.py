@@ -11,16 +11,17 @@ A method (``block.method``) is a module of this package with:
 ``vectors`` (each name's nearest names by level-0 vector, ``block.vector_top_k``) and
 ``graph`` (the neighbours of confidently matched pairs, ``block.graph_proposals``).
 
-    >>> found = method("names").candidates(BlockInputs(nodes, edges, gold, cfg, names_per_type))
+    >>> found = method("names").candidates(BlockInputs(nodes, edges, gold, cfg, names_per_type, paths.block_terms))
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipeline.schema import CANDIDATE
@@ -48,6 +49,7 @@ class BlockInputs:
     gold: DataFrame  # GOLD (seed links for the anchors method; never read by names)
     cfg: "BlockConfig"
     names_per_type: dict[str, int]  # nodes per type, both graphs together
+    scratch: Path  # a folder of the run the method may write to (on the warehouse: every worker reads it)
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,18 @@ class Found:
     name_weights: DataFrame | None = None
 
 
+def k_of_type(cfg: BlockConfig, types: list[str]) -> Column:
+    """``top_k`` of the row's ``type`` (the config's default for a type it does not name)."""
+    k = F.create_map(*[x for t in types for x in (F.lit(t), F.lit(cfg.k_for(t)))])
+    return F.coalesce(k[F.col("type")], F.lit(cfg.k_for("default")))
+
+
 def keep_top_k(sims: DataFrame, cfg: BlockConfig, types: list[str]) -> DataFrame:
     """(type, id_a, id_b, sim) -> the ``top_k`` best partners of each entity, from each side."""
-    k = F.create_map(*[x for t in types for x in (F.lit(t), F.lit(cfg.k_for(t)))])
-    k_of_type = F.coalesce(k[F.col("type")], F.lit(cfg.k_for("default")))
+    k = k_of_type(cfg, types)
     rank_a = F.row_number().over(Window.partitionBy("type", "id_a").orderBy(F.desc("sim"), "id_b"))
     rank_b = F.row_number().over(Window.partitionBy("type", "id_b").orderBy(F.desc("sim"), "id_a"))
     ranked = sims.withColumn("rank_a", rank_a).withColumn("rank_b", rank_b)
-    return ranked.where((F.col("rank_a") <= k_of_type) | (F.col("rank_b") <= k_of_type)).select(
+    return ranked.where((F.col("rank_a") <= k) | (F.col("rank_b") <= k)).select(
         *CANDIDATE.fieldNames()
     )

@@ -1,27 +1,30 @@
 """block.method ``names``: TF-IDF over character n-grams of the normalised name (robust to
-typos, abbreviations and reordered tokens), cosine similarity computed by an inverted-index join
-on shared n-grams, then the ``top_k`` best partners of each entity, from each side. n-grams
-found in more than ``max_df`` of a type's names are dropped before the join: they carry almost
-no weight and would make the join quadratic.
+typos, abbreviations and reordered tokens), the cosine of every two names of a type that share
+an n-gram (sparse products in the Python workers, ``sparse_top_k``), then the ``top_k`` best
+partners of each entity, from each side. n-grams found in more than ``max_df`` of a type's
+names are dropped first: they carry almost no weight and would make the products quadratic.
 
-For large graphs (docs/scaling.md): ``unit: words`` joins on words instead of n-grams
-(``word_pairs``: and on pairs of adjacent words), ``max_postings`` drops any term more than
+For large graphs (docs/scaling.md): ``unit: words`` compares words instead of n-grams
+(``word_pairs``: and pairs of adjacent words), ``max_postings`` drops any term more than
 that many names of a side hold (at most max_postings² pairs per term), ``max_pairs_per_name``
-drops the most crowded terms until the join makes at most that many rows per name (a bound on
-the whole join, not on one term), and ``prefix`` finds pairs only through each name's rarest
-terms (prefix filtering), still scoring them on every shared term.
+drops the most crowded terms until the products make at most that many (A name, B name, term)
+products per name (a bound on the whole, not on one term), and ``prefix`` keeps only pairs
+that share one of either name's rarest terms (prefix filtering), still scored on every shared
+term.
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipeline.blocking import BlockInputs, Found, keep_top_k
-from pipeline.schema import KG_A, KG_B
+from pipeline.blocking import BlockInputs, Found, k_of_type
+from pipeline.blocking.sparse_top_k import FOUND, top_k_tasks
+from pipeline.schema import CANDIDATE, KG_A, KG_B
 from pipeline.text import name_key, sparse_cosine, unit_tfidf, words
 
 if TYPE_CHECKING:
@@ -33,9 +36,9 @@ NEEDS_NAMES = True
 
 def candidates(inputs: BlockInputs) -> Found:
     cfg = inputs.cfg
-    # computed once: the crowded-gram counts, the budget, the join and the graph add-on read it
+    # computed once: the crowded-gram counts, the budget, the products and the graph add-on read it
     weights = ngram_weights(inputs.nodes, cfg.ngram, cfg.max_df, cfg.unit).persist(StorageLevel.MEMORY_AND_DISK)
-    return Found(top_k_pairs(weights, cfg, inputs.names_per_type), name_weights=weights)
+    return Found(top_k_pairs(weights, cfg, inputs.names_per_type, inputs.scratch), name_weights=weights)
 
 
 def ngram_weights(nodes: DataFrame, n: int, max_df: float, unit: str = "chars") -> DataFrame:
@@ -64,11 +67,6 @@ def adjacent_word_pairs(words: Column) -> Column:
     words next to each other are far rarer and still find the names that share them."""
     rest = F.greatest(F.size(words) - 1, F.lit(0))
     return F.zip_with(F.slice(words, 1, rest), F.slice(words, 2, rest), lambda x, y: F.concat_ws(" ", x, y))
-
-def rarest_grams(weights: DataFrame, prefix: int) -> DataFrame:
-    """Each node's ``prefix`` heaviest grams (highest TF-IDF: its rarest)."""
-    rank = F.row_number().over(Window.partitionBy("kg", "id").orderBy(F.desc("w"), "gram"))
-    return weights.withColumn("rank", rank).where(F.col("rank") <= prefix).drop("rank")
 
 def gram_sizes(weights: DataFrame) -> DataFrame:
     """(type, gram, n_a, n_b, size): how many names of each side hold each gram; its size (how
@@ -117,43 +115,33 @@ def within_pair_budget(weights: DataFrame, rows_per_name: float, names_per_type:
     limit = F.create_map(*[x for t, k in limits.items() for x in (F.lit(t), F.lit(k))])
     return keep_grams(weights, sizes, limit[F.col("type")])
 
-def top_k_pairs(weights: DataFrame, cfg: BlockConfig, names_per_type: dict[str, int]) -> DataFrame:
-    """The ``top_k`` best partners of each name by the TF-IDF cosine over shared grams.
+def top_k_pairs(weights: DataFrame, cfg: BlockConfig, names_per_type: dict[str, int], scratch: Path) -> DataFrame:
+    """The ``top_k`` best partners of each name by the TF-IDF cosine over shared grams, from
+    each side: sparse products in the Python workers (``sparse_top_k``), the B names' weights
+    written to the folder ``scratch`` (on the warehouse: every worker reads it) for them.
     ``weights`` is read more than once: pass it persisted."""
-    # The join multiplies rows (every A and B name sharing a gram), while its inputs are small:
-    # adaptive execution would coalesce them into one partition and run the whole join on one
-    # core. An explicit repartition by gram is never coalesced, so the join stays spread.
-    parts = int(weights.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     if cfg.max_pairs_per_name:
         weights = within_pair_budget(weights, cfg.max_pairs_per_name, names_per_type, cfg.max_postings)
     elif cfg.max_postings:
         weights = without_crowded_grams(weights, cfg.max_postings)
-
-    def side(kg: str, df: DataFrame) -> DataFrame:
-        suffix = kg.lower()
-        return df.where(F.col("kg") == kg).select(
-            "type", "gram", F.col("id").alias(f"id_{suffix}"), F.col("w").alias(f"w{suffix}")
-        ).repartition(parts, "gram")
-
-    a, b = side(KG_A, weights), side(KG_B, weights)
-    if cfg.prefix:
-        # prefix filtering: a pair is found through a gram that is among the rarest of at least
-        # one of its names; its score still sums every gram the two names share
-        rare = rarest_grams(weights, cfg.prefix)
-        found = (side(KG_A, rare).join(b, ["type", "gram"]).select("type", "id_a", "id_b")
-                 .union(a.join(side(KG_B, rare), ["type", "gram"]).select("type", "id_a", "id_b"))
-                 .distinct())
-        shared = (found.join(a, ["type", "id_a"]).join(b, ["type", "id_b", "gram"]))
-    else:
-        shared = a.join(b, ["type", "gram"])
-    sims = (
-        shared
-        .groupBy("type", "id_a", "id_b")
-        # rounded: Spark sums in no fixed order, and the last bits must not change the top k
-        .agg(F.round(F.sum(F.col("wa") * F.col("wb")), 9).alias("sim"))
-        .where(F.col("sim") >= cfg.min_sim)
-    )
-    return keep_top_k(sims, cfg, sorted(names_per_type))
+    if cfg.prefix:  # prefix filtering: pairs found only through a gram among the rarest (heaviest) of one name
+        rank = F.row_number().over(Window.partitionBy("kg", "id").orderBy(F.desc("w"), "gram"))
+        weights = weights.withColumn("rare", rank <= cfg.prefix)
+    terms = weights.select("kg", "type", "id", F.xxhash64("gram").alias("term"), "w",
+                           *(["rare"] if cfg.prefix else []))
+    terms.where(F.col("kg") == KG_B).drop("kg").write.mode("overwrite").parquet(str(scratch))
+    # every term of an A name in one task; a repartition, never coalesced by adaptive execution
+    parts = int(weights.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    names_a = terms.where(F.col("kg") == KG_A).drop("kg").repartition(parts, "type", "id")
+    types = sorted(names_per_type)
+    found = names_a.mapInArrow(
+        top_k_tasks(str(scratch), {t: cfg.k_for(t) for t in types}, cfg.k_for("default"), cfg.min_sim,
+                    bool(cfg.prefix)), FOUND)
+    # each A name's top k is exact already (a task sees all of B); each B name's: its best k of
+    # the pairs the tasks kept for it
+    rank_b = F.row_number().over(Window.partitionBy("type", "id_b").orderBy(F.desc("sim"), "id_a"))
+    return (found.withColumn("rank_b", rank_b).where(F.col("a_top") | (F.col("rank_b") <= k_of_type(cfg, types)))
+            .select(*CANDIDATE.fieldNames()))
 
 def pair_cosine(pairs: DataFrame, weights: DataFrame) -> DataFrame:
     """(id_a, id_b, type) -> (id_a, id_b, type, sim): the TF-IDF cosine of the two names over
