@@ -319,7 +319,7 @@ def test_sparse_top_k_equals_ranking_every_pair(prefix):
     a_rows, b_rows = rows(n_a, "a"), rows(n_b, "b")
     b = side_matrix(*b_rows[:3], b_rows[3] if prefix else None)
     a = side_matrix(*a_rows[:3], a_rows[3] if prefix else None, columns=b.terms)
-    ra, rb, sim, a_top = chunk_top_k(a, b, k, min_sim, rows_per_step=7)
+    ra, rb, sim, a_top = chunk_top_k(a, b, k, min_sim, rows_per_step=7, rank_every=5)
     got = {(a.ids[i], b.ids[j]): (s, t) for i, j, s, t in zip(ra, rb, sim, a_top)}
     assert len(got) == len(ra)
 

@@ -71,16 +71,18 @@ def side_matrix(ids: np.ndarray, terms: np.ndarray, w: np.ndarray, rare: np.ndar
     return Side(names, columns, matrix(known), None if rare is None else matrix(known & rare))
 
 
-def chunk_top_k(a: Side, b: Side, k: int, min_sim: float, rows_per_step: int = 2048
+def chunk_top_k(a: Side, b: Side, k: int, min_sim: float, rows_per_step: int = 2048, rank_every: int = 1_000_000
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(row of a, row of b, sim, a_top) of the pairs among an A name's top k (a_top) or a B name's
     top k among ``a``'s names: sim = the dot product of the two unit weight rows, rounded to 9
     decimals, at least ``min_sim``; with ``rare`` matrices only pairs that share a term rare for
     one of the two (prefix filtering), still summed over every shared term. ``a`` must be
-    indexed by ``b.terms``. ``rows_per_step`` A names at a time bounds the product's memory."""
+    indexed by ``b.terms``. ``rows_per_step`` A names at a time bounds the product's memory; the
+    B names' pairs are ranked when more than ``rank_every`` (and than those kept) wait."""
     b_t = b.weights.T.tocsr()
     b_rare_t = b.rare.T.tocsr() if b.rare is not None else None
     tops, best = [], (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
+    pending, n_pending = [], 0  # the B names' pairs of the steps since the last ranking
     for start in range(0, a.weights.shape[0], rows_per_step):
         step = a.weights[start:start + rows_per_step]
         product = step @ b_t
@@ -92,8 +94,12 @@ def chunk_top_k(a: Side, b: Side, k: int, min_sim: float, rows_per_step: int = 2
         keep = sim >= min_sim
         rows, cols, sim = product.row[keep].astype(np.int64) + start, product.col[keep].astype(np.int64), sim[keep]
         tops.append(_first_k(rows, cols, sim, k))
-        # the B names' best k so far: the new pairs and the ones kept before
-        best = _first_k(*(np.concatenate(p) for p in zip((cols, rows, sim), best)), k)
+        pending.append(_first_k(cols, rows, sim, k))
+        n_pending += len(pending[-1][0])
+        if n_pending > max(len(best[0]), rank_every):  # amortised: each ranking at least doubles what it sorts
+            best = _first_k(*(np.concatenate(p) for p in zip(best, *pending)), k)
+            pending, n_pending = [], 0
+    best = _first_k(*(np.concatenate(p) for p in zip(best, *pending)), k)
     top_a = tuple(np.concatenate(p) for p in zip(*tops)) if tops else best
     top_b_cols, top_b_rows, top_b_sim = best
     n_b = max(len(b.ids), 1)
