@@ -10,7 +10,8 @@ summed and ranked in ~50 s; here they are multiply-adds in C.
 Ties are broken as the windows broke them (by the other side's id, in Spark's string order,
 which for UTF-8 is Python's code-point order), sims are rounded to 9 decimals before ranking
 (sums in another order must not change the top k), and terms are 64-bit hashes of the grams
-(``xxhash64``: two grams of one type share a hash about once in 10^10 type-sized corpora).
+(``xxhash64``: with a million distinct grams in a type, the chance that any two share a
+hash is about 3 in 10^8; two that did would count as one term).
 
 A task keeps each of its A names' top k (exact: it sees all of B) and each B name's top k
 among its A names; the caller ranks the B names' kept pairs across tasks (``names.top_k_pairs``):
