@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
+from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 import pandas as pd
@@ -128,8 +131,51 @@ def max_weight_matching(a: np.ndarray, b: np.ndarray, s: np.ndarray, n_a: int, n
     return row_of[pair], col_of[pair]
 
 
-def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, scored: pd.DataFrame) -> dict:
-    """All inputs are pandas frames with id_a, id_b (scored and aligned also a score)."""
+@dataclass(frozen=True)
+class Assignments:
+    """The one-to-one assignments ``ranking`` scores links by, over one set of candidates:
+    the greedy one, and (``optimal``) the maximum-weight one with the count of candidate pairs
+    in components too large for it (matched greedily instead).
+
+    The candidate graph's components never span two node types (a pair joins two nodes of its
+    type), so the assignments over all types are the union of the per-type ones: evaluate
+    solves each type once and pools them with ``|``.
+
+    >>> pooled = Assignments.solve(papers, optimal=True) | Assignments.solve(authors, optimal=True)
+    """
+
+    greedy: frozenset
+    optimal: frozenset | None = None
+    greedy_pairs: int = 0
+
+    @classmethod
+    def solve(cls, scored: pd.DataFrame, optimal: bool = False) -> Assignments:
+        if not optimal:
+            return cls(frozenset(greedy_one_to_one(scored)))
+        taken, greedy_pairs = one_to_one_matching(scored)
+        return cls(frozenset(greedy_one_to_one(scored)), frozenset(taken), greedy_pairs)
+
+    def __or__(self, other: Assignments) -> Assignments:
+        optimal = None if self.optimal is None or other.optimal is None else self.optimal | other.optimal
+        return Assignments(self.greedy | other.greedy, optimal, self.greedy_pairs + other.greedy_pairs)
+
+
+def among_targets(scored: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """The candidates between the links' A ends and the links' B ends only."""
+    return scored[scored.id_a.isin(set(links.id_a)) & scored.id_b.isin(set(links.id_b))]
+
+
+def link_assignments(scored: pd.DataFrame, links: pd.DataFrame) -> tuple[Assignments, Assignments]:
+    """What ``link_ranking`` ranks by: the assignments over every candidate, and (with the
+    optimal one) over the candidates among the links' own ends."""
+    return Assignments.solve(scored), Assignments.solve(among_targets(scored, links), optimal=True)
+
+
+def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, scored: pd.DataFrame,
+            assignments: tuple[Assignments, Assignments] | None = None) -> dict:
+    """All inputs are pandas frames with id_a, id_b (scored and aligned also a score).
+    ``assignments``: ``link_assignments`` of the candidates touching the test links, where
+    already solved."""
     gold_pairs = set(zip(gold.id_a, gold.id_b))
     test_pairs = set(zip(test.id_a, test.id_b))
     n = len(test_pairs)
@@ -154,24 +200,29 @@ def figures(test: pd.DataFrame, gold: pd.DataFrame, aligned: pd.DataFrame, score
         "recall_at_p95": round(recall_at_precision(s, labels, n, 0.95), 4),
         # the paper's "best F1 over a threshold sweep": an oracle threshold, reported, never used
         "best_f1_over_thresholds": round(best_f1(s, labels, n)[0], 4),
-        **link_ranking(cand, test, "among_test_targets"),
+        **link_ranking(cand, test, "among_test_targets", assignments),
         "aligned_touching_test": len(predicted),
     }
 
 
-def link_ranking(scored: pd.DataFrame, links: pd.DataFrame, among_key: str) -> dict:
+def link_ranking(scored: pd.DataFrame, links: pd.DataFrame, among_key: str,
+                 assignments: tuple[Assignments, Assignments] | None = None) -> dict:
     """``ranking`` of the links over every candidate, and under ``among_key`` among the links'
-    own B ends only (with the optimal one-to-one)."""
+    own B ends only (with the optimal one-to-one). ``assignments``: ``link_assignments`` of
+    the same candidates and links, where already solved."""
     pairs = set(zip(links.id_a, links.id_b))
-    among = scored[scored.id_a.isin(set(links.id_a)) & scored.id_b.isin(set(links.id_b))]
-    return {**ranking(scored, pairs), among_key: ranking(among, pairs, optimal=True)}
+    over_all, among = assignments or link_assignments(scored, links)
+    return {**ranking(scored, pairs, over_all), among_key: ranking(among_targets(scored, links), pairs, among)}
 
 
-def ranking(scored: pd.DataFrame, pairs: set[tuple[str, str]], optimal: bool = False) -> dict:
+def ranking(scored: pd.DataFrame, pairs: set[tuple[str, str]], assignments: Assignments | None = None) -> dict:
     """Hits@1, Hits@10 and MRR of each link's B end among its A end's candidates in
-    ``scored`` (absent: rank infinite, reciprocal rank 0), and Hits@1 after a greedy one-to-one
-    assignment over ``scored``; with ``optimal``, also after the maximum-weight one (how
-    KG-alignment papers that use bipartite matching report it)."""
+    ``scored`` (absent: rank infinite, reciprocal rank 0), and Hits@1 after the greedy one-to-one
+    assignment over ``scored``; where ``assignments`` has the optimal one, also after it (how
+    KG-alignment papers that use bipartite matching report it). ``assignments``: solved over
+    ``scored``; by default the greedy one, solved here."""
+    assignments = assignments or Assignments.solve(scored)
+    optimal = assignments.optimal is not None
     n = len(pairs)
     if not n:
         return {"hits_at_1": 0.0, "hits_at_10": 0.0, "hits_at_1_one_to_one": 0.0, "mrr": 0.0,
@@ -183,14 +234,13 @@ def ranking(scored: pd.DataFrame, pairs: set[tuple[str, str]], optimal: bool = F
     out = {
         "hits_at_1": round(float(np.mean(ranks == 1)), 4),
         "hits_at_10": round(float(np.mean(ranks <= 10)), 4),
-        "hits_at_1_one_to_one": round(len(greedy_one_to_one(scored) & pairs) / n, 4),
+        "hits_at_1_one_to_one": round(len(assignments.greedy & pairs) / n, 4),
         "mrr": round(float(np.mean(1.0 / ranks)), 4),
     }
     if optimal:
-        taken, greedy_pairs = one_to_one_matching(scored)
-        out["hits_at_1_optimal_one_to_one"] = round(len(taken & pairs) / n, 4)
-        if greedy_pairs:
-            out["optimal_one_to_one_greedy_pairs"] = greedy_pairs  # candidate pairs not solved exactly
+        out["hits_at_1_optimal_one_to_one"] = round(len(assignments.optimal & pairs) / n, 4)
+        if assignments.greedy_pairs:  # candidate pairs not solved exactly
+            out["optimal_one_to_one_greedy_pairs"] = assignments.greedy_pairs
     return out
 
 
@@ -229,9 +279,15 @@ def run(ctx: StageContext) -> StageResult:
     aligned = current_links(read_merged(spark, paths.delta, paths.run_id)["alignment"])
     frames = {name: df.toPandas() for name, df in
               {"test": test, "gold": gold, "aligned": aligned, "touching": touching(scores, test)}.items()}
-    pooled = figures(frames["test"], frames["gold"], frames["aligned"], frames["touching"])
     types = sorted(frames["test"]["type"].unique())
-    per_type = {t: figures(*(f[f["type"] == t] for f in frames.values())) for t in types} if len(types) > 1 else {}
+    per_type, solved = {}, []
+    if len(types) > 1:  # each type's one-to-one assignments solved once, then pooled (Assignments)
+        for t in types:
+            of_type = [f[f["type"] == t] for f in frames.values()]
+            solved.append(link_assignments(of_type[3], of_type[0]))
+            per_type[t] = figures(*of_type, assignments=solved[-1])
+    pooled = figures(*frames.values(), assignments=(
+        reduce(operator.or_, (s[0] for s in solved)), reduce(operator.or_, (s[1] for s in solved))) if solved else None)
 
     protocol_a = None
     if paths.labelled.exists():
