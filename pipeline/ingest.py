@@ -27,6 +27,15 @@ def _conform(df: DataFrame, schema) -> DataFrame:
     return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields] + extra)
 
 
+def _counts(df: DataFrame, *columns: str, sep: str = "/") -> dict[str, int]:
+    """Rows per distinct value of ``columns`` (joined by ``sep``, null as 'None'), in one job.
+
+    >>> _counts(spark.read.parquet(str(paths.gold)), "split")
+    {'train': 1332, 'valid': 444, 'test': 448}
+    """
+    return {sep.join(str(r[c]) for c in columns): r["count"] for r in df.groupBy(*columns).count().collect()}
+
+
 def write_rejected(spark: SparkSession, path, rejected: DataFrame, run_id: str, stage: str) -> None:
     """Replaces this run's and stage's rows of the ``rejected`` Delta table in one commit (so a
     rerun does not add them twice, and a reader sees the old rows or the new, never neither);
@@ -69,28 +78,23 @@ def run(ctx: StageContext) -> StageResult:
     for table in sources:
         table.unpersist()
 
-    nodes = spark.read.parquet(str(paths.nodes))
-    gold = spark.read.parquet(str(paths.gold))
-    kept = {"nodes": nodes.count(), "edges": spark.read.parquet(str(paths.edges)).count(), "gold": gold.count(),
-            "labelled": spark.read.parquet(str(paths.labelled)).count() if checked.labelled is not None else 0}
+    # what was written, read back: the counts per group also give the totals (one job a table)
+    by_type = _counts(spark.read.parquet(str(paths.nodes)), "type")
+    splits = _counts(spark.read.parquet(str(paths.gold)), "split")
+    labelled = _counts(spark.read.parquet(str(paths.labelled)), "split", "label") if checked.labelled is not None else {}
+    kept = {"nodes": sum(by_type.values()), "edges": spark.read.parquet(str(paths.edges)).count(),
+            "gold": sum(splits.values()), "labelled": sum(labelled.values())}
     rejected = spark.read.format("delta").load(str(paths.rejected)).where(
         (F.col("run_id") == paths.run_id) & (F.col("stage") == "ingest"))
-    by_reason = {f"{r['source']}: {r['reason']}": r["count"]
-                 for r in rejected.groupBy("source", F.substring_index("reason", ":", 1).alias("reason"))
-                 .count().orderBy(F.desc("count")).limit(20).collect()}
-    n_rows_in, n_kept, n_rejected = sum(read_counts.values()), sum(kept.values()), rejected.count()
+    reasons = _counts(rejected.select("source", F.substring_index("reason", ":", 1).alias("reason")),
+                      "source", "reason", sep=": ")
+    by_reason = dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:20])
+    n_rows_in, n_kept, n_rejected = sum(read_counts.values()), sum(kept.values()), sum(reasons.values())
     if n_rows_in != n_kept + n_rejected:  # a bug in the checks, never the data's fault
         raise RuntimeError(f"ingest lost rows: read {read_counts}, kept {kept}, rejected {n_rejected}")
     if n_rejected:
         log.warning("ingest rejected %d input rows (Delta table %s, run_id %r): %s",
                     n_rejected, paths.rejected, paths.run_id, by_reason)
-
-    by_type = {r["type"]: r["count"] for r in nodes.groupBy("type").count().collect()}
-    splits = {str(r["split"]): r["count"] for r in gold.groupBy("split").count().collect()}
-    labelled = {}
-    if checked.labelled is not None:
-        rows = spark.read.parquet(str(paths.labelled)).groupBy("split", "label").count().collect()
-        labelled = {f"{r['split']}/{r['label']}": r["count"] for r in rows}
     return StageResult(
         rows_in=n_rows_in, rows_out=n_kept, rejected=n_rejected,
         details={"nodes": kept["nodes"], "edges": kept["edges"], "gold": kept["gold"],

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -177,11 +177,14 @@ class _Frame:
 class _Problems(list):
     """What the checks found: the list holds what stops the run (``_raise_problems``: a benchmark
     whose files disagree); ``rejected`` the malformed records, rejected into ingest's rejected
-    table while the run goes on (csvfile.split_malformed, the same policy as every adapter)."""
+    table while the run goes on (csvfile.split_malformed, the same policy as every adapter);
+    ``references`` the table ids each pair file names (file, _row, lid, rid), checked against
+    the tables in one join per side (``_unknown_ids``) rather than one per file."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rejected: list[DataFrame] = []
+        self.references: list[DataFrame] = []
 
 
 def _open_csv(spark: SparkSession, path: Path, need: dict[str, str], problems: _Problems) -> _Frame:
@@ -338,25 +341,33 @@ def _id_tables(spark, folder: Path, o: Options, problems) -> dict[str, _Frame]:
         frame = _open_csv(spark, folder / name, need, problems)
         ident = frame.col(o.tables.id_column)
         problems.append(_empty(frame, o.tables.id_column))
-        first = frame.df.groupBy(ident.alias("_id")).agg(F.min("_row").alias("_first"))
-        dups = frame.df.join(first, ident == F.col("_id")).where(F.col("_row") > F.col("_first"))
+        first = F.min("_row").over(Window.partitionBy(ident))
+        dups = frame.df.where(ident.isNotNull()).withColumn("_first", first).where(F.col("_row") > F.col("_first"))
         problems.append(_problem(
             dups, frame.label, F.lit(True),
-            F.format_string(f"field {o.tables.id_column!r}: id %s repeats row %d", F.col("_id"), F.col("_first")),
+            F.format_string(f"field {o.tables.id_column!r}: id %s repeats row %d", ident, F.col("_first")),
         ))
         frames[kg] = frame
     return frames
 
 
-def _unknown_ids(pairs: DataFrame, file: str, tables: dict[str, _Frame], o: Options) -> list[DataFrame]:
-    """pairs: lid, rid, _row -> problems for ids that are no row of their table."""
+def _references(pairs: DataFrame, file: str) -> DataFrame:
+    """pairs: lid, rid, _row -> the ids they name, with their file, for ``_unknown_ids``."""
+    return pairs.select(F.lit(file).alias("file"), "_row", "lid", "rid")
+
+
+def _unknown_ids(references: list[DataFrame], tables: dict[str, _Frame], o: Options) -> list[DataFrame]:
+    """``_references`` of every pair file -> problems for ids that are no row of their table."""
+    if not references:
+        return []
+    named = reduce(DataFrame.unionByName, references)
     out = []
     for side, field, kg in (("lid", "ltable_id", KG_A), ("rid", "rtable_id", KG_B)):
         known = tables[kg].parsed.select(tables[kg].col(o.tables.id_column).alias(side))
-        missing = pairs.where(F.col(side).isNotNull()).join(known, side, "left_anti")
-        out.append(_problem(
-            missing, file, F.lit(True),
-            F.format_string(f"field {field!r}: %s is no id of {tables[kg].label}", F.col(side)),
+        missing = named.where(F.col(side).isNotNull()).join(known, side, "left_anti")
+        out.append(missing.select(
+            "file", F.lit("row").alias("unit"), F.col("_row").alias("row"),
+            F.format_string(f"field {field!r}: %s is no id of {tables[kg].label}", F.col(side)).alias("problem"),
         ))
     return out
 
@@ -380,7 +391,7 @@ def _id_pairs(spark, folder: Path, o: Options, tables, problems) -> DataFrame:
             F.when(label == "1", F.lit(1)).when(label == "0", F.lit(0)).alias("label"),
             F.lit(split).alias("split"), "_row",
         )
-        problems.extend(_unknown_ids(part, frame.label, tables, o))
+        problems.references.append(_references(part, frame.label))
         out = part if out is None else out.unionByName(part)
     return out.drop("_row")
 
@@ -475,7 +486,7 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
         problems.append(_empty(frame, "ltable_id"))
         problems.append(_empty(frame, "rtable_id"))
         links = frame.df.select(frame.col("ltable_id").alias("lid"), frame.col("rtable_id").alias("rid"), "_row")
-        problems.extend(_unknown_ids(links, frame.label, tables, o))
+        problems.references.append(_references(links, frame.label))
         links = links.drop("_row").distinct()
         # a labelled positive must be a known link
         absent = positives.where("lid IS NOT NULL AND rid IS NOT NULL").join(links, ["lid", "rid"], "left_anti")
@@ -487,6 +498,8 @@ def read(spark: SparkSession, ds: DatasetConfig, options: Options) -> SourceTabl
         ))
     else:
         links = positives.select("lid", "rid")
+    if o.tables is not None:
+        problems.extend(_unknown_ids(problems.references, tables, o))
     _raise_problems(problems)
 
     t = o.entity_type
