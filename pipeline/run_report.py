@@ -72,6 +72,18 @@ def blocking_table(cands: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MAX_BINS = 60
+
+
+def count_bins(top: int) -> np.ndarray:
+    """Histogram bin edges for counts 1..top: one bin per count up to ``MAX_BINS``, above that
+    ``MAX_BINS`` bins of growing width (log-spaced; an author with 17,634 candidates at 1M per
+    side made matplotlib draw one bar per count and spend minutes on it)."""
+    if top <= MAX_BINS:
+        return np.arange(0.5, top + 1.5)
+    return np.unique(np.round(np.geomspace(1, top + 1, MAX_BINS + 1))) - 0.5
+
+
 def plot_candidates(per_entity: pd.DataFrame):
     """Histogram of candidates per entity, one panel per type, A and B side by side."""
     types = sorted(per_entity["type"].unique()) or ["(none)"]
@@ -79,12 +91,13 @@ def plot_candidates(per_entity: pd.DataFrame):
     for ax, t in zip(axes[0], types):
         sub = per_entity[per_entity.type == t]
         top = int(sub.candidates.max()) if len(sub) else 1
-        bins = np.arange(0.5, top + 1.5)
-        ax.hist([sub[sub.side == "A"].candidates, sub[sub.side == "B"].candidates], bins=bins,
+        ax.hist([sub[sub.side == "A"].candidates, sub[sub.side == "B"].candidates], bins=count_bins(top),
                 label=["graph A", "graph B"], color=[MATCH, NON_MATCH])
         ax.set_title(t)
         ax.set_xlim(0.5, top + 0.5)
-        if top <= 12:
+        if top > MAX_BINS:
+            ax.set_xscale("log")
+        elif top <= 12:
             ax.set_xticks(range(1, top + 1))
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

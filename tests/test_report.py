@@ -90,6 +90,17 @@ def test_blocking_table_counts_both_sides_and_completeness():
     assert sorted(per[per.side == "B"].candidates) == [1, 2]
 
 
+@pytest.mark.parametrize("top", [1, 12, 60, 61, 17_634])
+def test_candidate_histogram_bins_hold_each_count_once_and_stay_few(top):
+    edges = report.count_bins(top)
+    counts = np.arange(1, top + 1)
+    per_bin = np.histogram(counts, bins=edges)[0]
+    assert per_bin.sum() == top and (per_bin > 0).all()  # every count in one bin, no empty bin
+    assert len(edges) - 1 <= report.MAX_BINS
+    if top <= report.MAX_BINS:
+        assert (per_bin == 1).all()  # one bin per count
+
+
 def test_neighbours_with_an_aligned_counterpart_are_marked():
     index = pd.DataFrame({"nid": [0, 1, 2, 3, 4, 5], "kg": list("AAABBB"), "id": list("xyzuvw"),
                           "type": ["paper", "author", "venue", "paper", "author", "venue"],
