@@ -203,12 +203,11 @@ def run_size(spark, base_conf: str, size: int) -> dict:
 def print_tables(rows: list[dict]) -> None:
     for row in rows:
         print(f"\n== {row['size']} nodes per side: total {row['total_seconds']}s, accuracy {json.dumps(row['accuracy'])}")
-        rate = row["batch_scorer_cpu"]
-        print(f"   batch scorer alone (1 CPU thread), pairs/s: {rate['plain_pairs_per_s']} plain, "
-              f"{rate['anchored_pairs_per_s']} anchored"
-              + (f"; node messages once per round: {rate['anchored_messages_s']} s" if "anchored_messages_s" in rate else "")
-              + (f"; {rate['all_cores']} processes at once: {rate['all_cores_anchored_pairs_per_s']} anchored"
-                 if "all_cores" in rate else ""))
+        rate = row.get("batch_scorer_cpu")
+        if not rate:  # a row written without it (bench/results/scale.json says why)
+            print("   batch scorer alone: not measured")
+        else:
+            print_rate(rate)
         print(f"{'stage':<10}{'seconds':>9}{'rows in':>12}{'rows out':>12}{'driver GiB':>12}{'workers GiB':>13}")
         for name, s in row["stages"].items():
             print(f"{name:<10}{s['seconds']:>9.1f}{s['rows_in']:>12}{s['rows_out']:>12}"
@@ -220,6 +219,14 @@ def print_tables(rows: list[dict]) -> None:
             a, b = prev["stages"][name]["seconds"], row["stages"][name]["seconds"]
             print(f"{name:<10}x{b / max(a, 1e-9):.1f}")
         print(f"{'total':<10}x{row['total_seconds'] / prev['total_seconds']:.1f}")
+
+
+def print_rate(rate: dict) -> None:
+    print(f"   batch scorer alone (1 CPU thread), pairs/s: {rate['plain_pairs_per_s']} plain, "
+          f"{rate['anchored_pairs_per_s']} anchored"
+          + (f"; node messages once per round: {rate['anchored_messages_s']} s" if "anchored_messages_s" in rate else "")
+          + (f"; {rate['all_cores']} processes at once: {rate['all_cores_anchored_pairs_per_s']} anchored"
+             if "all_cores" in rate else ""))
 
 
 def main() -> None:
