@@ -283,9 +283,9 @@ def run(ctx: StageContext) -> StageResult:
     per_type, solved = {}, []
     if len(types) > 1:  # each type's one-to-one assignments solved once, then pooled (Assignments)
         for t in types:
-            of_type = [f[f["type"] == t] for f in frames.values()]
-            solved.append(link_assignments(of_type[3], of_type[0]))
-            per_type[t] = figures(*of_type, assignments=solved[-1])
+            test_t, gold_t, aligned_t, touching_t = (f[f["type"] == t] for f in frames.values())
+            solved.append(link_assignments(touching_t, test_t))
+            per_type[t] = figures(test_t, gold_t, aligned_t, touching_t, assignments=solved[-1])
     pooled = figures(*frames.values(), assignments=(
         reduce(operator.or_, (s[0] for s in solved)), reduce(operator.or_, (s[1] for s in solved))) if solved else None)
 
