@@ -173,6 +173,25 @@ def test_node_messages_computed_once_per_round_give_the_same_scores(relation_awa
                                    score_table(rows, model, feats, anchored=anchors), rtol=1e-6)
 
 
+def test_scores_come_back_in_row_order_when_batches_are_formed_by_width():
+    """score_table batches pairs of like width together (model.infer.by_width): each row still
+    gets its own score, the one it gets alone, wherever its width puts it."""
+    torch.manual_seed(2)
+    feats = torch.randn(30, DIM)
+    children = {2: [(0, 1)], 3: [(0, 1), (12, 2)], 5: [(1, 1)], 6: [(14, 3)], 7: [(15, 0)]}
+    pairs = [_pair(0, [2, 3, 4, 7], [0, 0, 1, 2], 1, [5, 6], [0, 3], children),
+             _pair(8, [], [], 9, [5], [0], children),
+             _pair(10, [2], [0], 11, [5, 6, 7], [0, 3, 2], children),
+             _pair(16, [3, 4], [1, 1], 17, [], [], children),
+             _pair(18, [2, 3, 4, 7, 12], [0, 0, 1, 2, 3], 19, [6], [3], children)]
+    model = _model()
+    rows = _rows(pairs)
+    alone = np.concatenate([score_table(rows.slice(i, 1), model, feats) for i in range(len(pairs))])
+    for batch_size in (1, 2, 5):
+        np.testing.assert_allclose(score_table(rows, model, feats, batch_size), alone, rtol=1e-5)
+    assert len(np.unique(alone.round(6))) == len(pairs)  # five different scores: a swap would show
+
+
 def test_node_edges_read_in_chunks_are_those_read_at_once():
     """node_edges reads the neighbourhoods a few rows at a time; each target's edges are those of
     its first meeting, in the same order, whatever the chunk size."""
