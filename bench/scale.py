@@ -98,7 +98,7 @@ def config_for(base_conf: str, size: int):
 
 def _scorer_inputs(paths: Paths):
     """What a scoring worker holds for round 1: model, level-0 matrix, the rows anchored by the
-    seed anchors, and the neighbourhoods for the node messages (pipeline/score.py)."""
+    seed anchors, and the neighbourhoods for the nodes' first layer (pipeline/score.py)."""
     import pyarrow.parquet as pq
 
     from model.level0 import map_matrix_file, write_matrix_file
@@ -113,10 +113,10 @@ def _scorer_inputs(paths: Paths):
 def batch_scorer_rate(paths: Paths, batch_size: int, max_rows: int = 200_000) -> dict:
     """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
     plain (no anchors) and anchored with the seed anchors, as every scoring round runs. The
-    nodes' first-layer messages, computed once per round and worker (``node_messages``), are
-    timed on their own: per round they cost the same however many pairs follow. Then every
+    nodes' first layer, computed once per round and worker (``node_first_layer``), is
+    timed on its own: per round they cost the same however many pairs follow. Then every
     core at once, one process and thread each, as Spark's workers run (``all_cores``)."""
-    from model.infer import node_messages, score_table
+    from model.infer import node_first_layer, score_table
 
     torch.set_num_threads(1)
     model, features, anchored, hoods = _scorer_inputs(paths)
@@ -125,10 +125,10 @@ def batch_scorer_rate(paths: Paths, batch_size: int, max_rows: int = 200_000) ->
     rates = {"pairs": table.num_rows, "nodes": len(features)}
     for name, anchors in (("plain", None), ("anchored", anchored)):
         start = time.perf_counter()
-        messages = node_messages(hoods, model, features, anchors)
-        rates[f"{name}_messages_s"] = round(time.perf_counter() - start, 1)
+        first_layer = node_first_layer(hoods, model, features, anchors)
+        rates[f"{name}_first_layer_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        score_table(table, model, features, batch_size, anchored=anchors, messages=messages)
+        score_table(table, model, features, batch_size, anchored=anchors, first_layer=first_layer)
         rates[f"{name}_pairs_per_s"] = round(table.num_rows / (time.perf_counter() - start))
     rates |= {"batch_size": batch_size, **all_cores_rate(paths, batch_size, max_rows)}
     return rates
@@ -136,17 +136,17 @@ def batch_scorer_rate(paths: Paths, batch_size: int, max_rows: int = 200_000) ->
 
 def _score_share(paths: Paths, batch_size: int, max_rows: int, share: int, shares: int, ready, results) -> None:
     """One process of ``all_cores_rate``: sets up, waits for the others, scores its share."""
-    from model.infer import node_messages, score_table
+    from model.infer import node_first_layer, score_table
 
     torch.set_num_threads(1)
     model, features, anchored, hoods = _scorer_inputs(paths)
-    messages = node_messages(hoods, model, features, anchored)
+    first_layer = node_first_layer(hoods, model, features, anchored)
     table = pads.dataset(str(paths.shards)).head(max_rows)
     rows = table.slice(share * table.num_rows // shares, table.num_rows // shares)
-    score_table(rows.slice(0, batch_size), model, features, batch_size, anchored, messages)  # warm-up
+    score_table(rows.slice(0, batch_size), model, features, batch_size, anchored, first_layer)  # warm-up
     ready.wait()
     start = time.perf_counter()
-    score_table(rows, model, features, batch_size, anchored, messages)
+    score_table(rows, model, features, batch_size, anchored, first_layer)
     results.put((rows.num_rows, time.perf_counter() - start))
 
 
@@ -224,7 +224,9 @@ def print_tables(rows: list[dict]) -> None:
 def print_rate(rate: dict) -> None:
     print(f"   batch scorer alone (1 CPU thread), pairs/s: {rate['plain_pairs_per_s']} plain, "
           f"{rate['anchored_pairs_per_s']} anchored"
-          + (f"; node messages once per round: {rate['anchored_messages_s']} s" if "anchored_messages_s" in rate else "")
+          + "".join(f"; {what} once per round: {rate[key]} s" for key, what in (
+              ("anchored_first_layer_s", "nodes' first layer"),
+              ("anchored_messages_s", "node messages")) if key in rate)  # the second: before 2026-12-08
           + (f"; {rate['all_cores']} processes at once: {rate['all_cores_anchored_pairs_per_s']} anchored"
              if "all_cores" in rate else ""))
 

@@ -29,11 +29,12 @@ def score_table(
     features: torch.Tensor,
     batch_size: int = 1024,
     anchored: torch.Tensor | None = None,
-    messages: torch.Tensor | None = None,
+    first_layer: torch.Tensor | None = None,
 ) -> np.ndarray:
     """exp(-distance) for every row, in row order. ``features`` (and ``anchored``, the features
-    with aligned pairs merged, see model/network.py) live on the model's device; ``messages``,
-    every node's first-layer message (``node_messages``), saves recomputing them per batch."""
+    with aligned pairs merged, see model/network.py) live on the model's device;
+    ``first_layer``, every node's first layer (``node_first_layer``), saves recomputing it per
+    batch."""
     if isinstance(rows, pa.RecordBatch):
         rows = pa.Table.from_batches([rows])
     device = features.device
@@ -41,9 +42,9 @@ def score_table(
     rows = rows.take(order)
     out = np.empty(rows.num_rows, dtype=np.float64)
     for start in range(0, rows.num_rows, batch_size):
-        batch = PairBatch.from_arrow(rows.slice(start, batch_size), with_edges=messages is None).to(device)
+        batch = PairBatch.from_arrow(rows.slice(start, batch_size), with_edges=first_layer is None).to(device)
         out[order[start : start + batch.num_pairs]] = model(batch, features, anchored,
-                                                            messages).score.double().cpu().numpy()
+                                                            first_layer).score.double().cpu().numpy()
     return out
 
 
@@ -60,10 +61,10 @@ def by_width(rows: pa.Table) -> np.ndarray:
 
 
 @torch.inference_mode()
-def node_messages(neighbourhoods: pa.Table | Iterable[pa.RecordBatch], model: CGMuAlign, features: torch.Tensor,
-                  anchored: torch.Tensor | None = None) -> torch.Tensor:
-    """Every node's first-layer message for ``score_table``, from the run's neighbourhoods
-    (extract's NEIGHBOURHOOD rows, a table or its record batches: ``node_edges``), with these
-    features and anchors: once per scoring round."""
+def node_first_layer(neighbourhoods: pa.Table | Iterable[pa.RecordBatch], model: CGMuAlign,
+                     features: torch.Tensor, anchored: torch.Tensor | None = None) -> torch.Tensor:
+    """Every node's first layer for ``score_table`` (``CGMuAlign.node_first_layer``), from the
+    run's neighbourhoods (extract's NEIGHBOURHOOD rows, a table or its record batches:
+    ``node_edges``), with these features and anchors: once per scoring round."""
     edges = torch.from_numpy(node_edges(neighbourhoods)).to(features.device)
-    return model.node_messages(features, edges, anchored)
+    return model.node_first_layer(features, edges, anchored)

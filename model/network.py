@@ -109,7 +109,9 @@ class CGMuAlign(nn.Module):
         x_own: [P, in] the pairs' centres' own vectors; nbr: local node indices -> their anchored
         vectors; centre: [P] the pairs' centres (local index); returns: [K, 4] (pair, slot,
         relation, child count); num_slots: N.
-        Returns (flat slots pair * N + slot [U], the change to each one's mean message [U, half])."""
+        Returns (flat slots pair * N + slot [U], the change to each one's mean message [U, half]),
+        only for slots whose message changes: a centre that is not anchored reads as its own
+        vector already."""
         pair, slot, rel, count = returns.unbind(1)
         if not self.config.relation_aware:
             rel = torch.zeros_like(rel)
@@ -117,29 +119,31 @@ class CGMuAlign(nn.Module):
         num_rel = self.relation_slots
         # once per distinct (centre, relation): a centre is in several pairs of a batch
         distinct, first, inverse = _unique_first(centre[pair] * num_rel + rel)
-        node_rel = distinct % num_rel
-        own = gather_rows(x_own, pair[first])
-        term = (conv.rel_proj(own, node_rel) - conv.rel_proj(nbr(distinct // num_rel), node_rel))[inverse]
+        own, read = gather_rows(x_own, pair[first]), nbr(distinct // num_rel)
+        moved = (own != read).any(-1)  # [D] an anchored centre: its neighbours read another vector
+        node_rel = distinct[moved] % num_rel
+        term_moved = conv.rel_proj(own[moved], node_rel) - conv.rel_proj(read[moved], node_rel)
+        keep = moved[inverse]
+        pair, slot, count = pair[keep], slot[keep], count[keep]
+        term = gather_rows(term_moved, (torch.cumsum(moved, 0) - 1)[inverse[keep]])
         slots, row = torch.unique(pair * num_slots + slot, return_inverse=True)
         out = torch.zeros(len(slots), term.shape[-1], dtype=term.dtype, device=term.device)
         out.index_add_(0, row, term / count.unsqueeze(1).to(term.dtype))
         return slots, out
 
-    def _projected_neighbours(self, nbr: Callable[[Tensor], Tensor], message: Callable[[Tensor], Tensor],
+    def _projected_neighbours(self, nbr: Callable[[Tensor], Tensor], hidden: Callable[[Tensor], Tensor],
                               hop1: Tensor, rel: Tensor,
                               corrected: tuple[Tensor, Tensor] | None) -> Tensor:
-        """W_r h_j for every one-hop slot [P, N, half], h_j the first layer's output of the
-        one-hop node (its anchored vector and its mean message). The same node under the same
-        relation fills many slots of a batch (an author of every candidate pair of its paper),
-        so h_j and its projection run once per distinct (node, relation); only slots whose
-        message the own-centre correction changed (``corrected``: flat slots and their new
+        """W_r h_j for every one-hop slot [P, N, half], h_j = ``hidden(j)``, the first layer's
+        output of the one-hop node (from its anchored vector and its mean message). The same node
+        under the same relation fills many slots of a batch (an author of every candidate pair of
+        its paper), so h_j and its projection run once per distinct (node, relation); only slots
+        whose message the own-centre correction changed (``corrected``: flat slots and their new
         message) get their own."""
         num_rel = self.relation_slots
         key = (hop1 * num_rel + rel).reshape(-1)
         distinct, inverse = torch.unique(key, return_inverse=True)
-        node = distinct // num_rel
-        h = self.layer1.combine(nbr(node), message(node))
-        z = gather_rows(self.layer2.project_neighbours(h, distinct % num_rel), inverse)
+        z = gather_rows(self.layer2.project_neighbours(hidden(distinct // num_rel), distinct % num_rel), inverse)
         if corrected is not None:
             slots, corrected_message = corrected
             node = hop1.reshape(-1)[slots]
@@ -148,17 +152,24 @@ class CGMuAlign(nn.Module):
         return z.view(*hop1.shape, -1)
 
     @torch.no_grad()
-    def node_messages(self, features: Tensor, edges: Tensor, anchored: Tensor | None = None,
-                      chunk: int = 262_144) -> Tensor:
-        """The first layer's mean message of every node, [num_nodes, half], for scoring: a node's
-        message depends on its own sampled neighbours only, so it is computed once per node and
-        round instead of once per batch that meets the node. edges: [E, 3] (target, child,
-        relation) global node ids, every node's neighbour list once (``model.shards.node_edges``),
-        taken ``chunk`` edges at a time so that only a chunk's neighbour rows are in memory.
-        Nodes without neighbours get 0, as in ``forward``."""
+    def node_first_layer(self, features: Tensor, edges: Tensor, anchored: Tensor | None = None,
+                         chunk: int = 262_144) -> Tensor:
+        """The first layer of every node as its neighbours read it, before the ReLU, [num_nodes,
+        hidden]: [W_self x ; mean_j W_r x_j] from the anchored vectors, for scoring. Both halves
+        depend on the node and its own sampled neighbours only, so they are computed once per
+        node and round instead of once per batch that meets the node; a batch then gathers a
+        one-hop node's ``hidden`` values instead of its level-0 row (384 and more). edges: [E, 3]
+        (target, child, relation) global node ids, every node's neighbour list once
+        (``model.shards.node_edges``), taken ``chunk`` edges at a time so that only a chunk's
+        neighbour rows are in memory. Nodes without neighbours get a mean half of 0, as in
+        ``forward``."""
         source = features if anchored is None else anchored
+        half = self.layer1.rel_proj.out_dim
+        out = torch.zeros(len(features), 2 * half, dtype=features.dtype, device=features.device)
+        for start in range(0, len(features), chunk):
+            rows = torch.arange(start, min(start + chunk, len(features)), device=features.device)
+            out[rows, :half] = self.layer1.self_proj(source.index_select(0, rows))
         edges = edges[torch.argsort(edges[:, 0], stable=True)]
-        out = torch.zeros(len(features), self.layer1.rel_proj.out_dim, dtype=features.dtype, device=features.device)
         targets = edges[:, 0].contiguous()
         bounds = torch.searchsorted(targets, targets[::chunk].contiguous()).tolist() + [len(edges)]
         for start, stop in zip(bounds[:-1], bounds[1:]):  # chunks end at a target boundary
@@ -168,15 +179,15 @@ class CGMuAlign(nn.Module):
             if not self.config.relation_aware:
                 rel = torch.zeros_like(rel)
             nodes, local = torch.unique(target, return_inverse=True)
-            out[nodes] = self.layer1.neighbour_half(source, torch.stack([child, local]), rel, len(nodes))
+            out[nodes, half:] = self.layer1.neighbour_half(source, torch.stack([child, local]), rel, len(nodes))
         return out
 
     def forward(self, batch: PairBatch, features: Tensor, anchored: Tensor | None = None,
-                messages: Tensor | None = None) -> PairOutput:
+                first_layer: Tensor | None = None) -> PairOutput:
         """features: [num_nodes, in_dim], the level-0 vectors of every node (row = node id);
         anchored: the same with aligned pairs merged (see the module docstring), or None;
-        messages: the first layer's messages of every node from ``node_messages`` with the same
-        features and anchors (scoring), or None: computed here for the batch's nodes (training).
+        first_layer: every node's first layer from ``node_first_layer`` with the same features
+        and anchors (scoring), or None: computed here for the batch's nodes (training).
 
         Only what the pair distance reads is computed: the first layer's mean messages at the
         centres and one-hop nodes (from every batch node's anchored vector), its output at the
@@ -189,7 +200,7 @@ class CGMuAlign(nn.Module):
         edge_type, rel_a, rel_b = batch.edge_type, batch.rel_a, batch.rel_b
         if not self.config.relation_aware:
             edge_type, rel_a, rel_b = (torch.zeros_like(t) for t in (edge_type, rel_a, rel_b))
-        if messages is None:
+        if first_layer is None:
             # children as rows of the whole matrix: each distinct one is read from it once
             child, target = batch.edge_index
             local_messages = self.layer1.neighbour_half(
@@ -197,9 +208,17 @@ class CGMuAlign(nn.Module):
 
             def message(local: Tensor) -> Tensor:
                 return gather_rows(local_messages, local)
+
+            def hidden(local: Tensor) -> Tensor:
+                return self.layer1.combine(nbr(local), message(local))
         else:
+            half = self.layer1.rel_proj.out_dim
+
             def message(local: Tensor) -> Tensor:
-                return gather_rows(messages, gather_rows(batch.node_ids, local))
+                return gather_rows(first_layer, gather_rows(batch.node_ids, local))[..., half:]
+
+            def hidden(local: Tensor) -> Tensor:
+                return torch.relu(gather_rows(first_layer, gather_rows(batch.node_ids, local)))
         sides, own = [], []
         for centre, hop1, rel, mask, returns in ((batch.centre_a, batch.hop1_a, rel_a, batch.mask_a, batch.returns_a),
                                                  (batch.centre_b, batch.hop1_b, rel_b, batch.mask_b, batch.returns_b)):
@@ -207,8 +226,9 @@ class CGMuAlign(nn.Module):
             corrected = None
             if anchored is not None and len(returns):
                 slots, change = self._own_centre_correction(x_own, nbr, centre, returns, hop1.shape[1])
-                corrected = slots, message(hop1.reshape(-1)[slots]) + change
-            z = self._projected_neighbours(nbr, message, hop1, rel, corrected)
+                if len(slots):
+                    corrected = slots, message(hop1.reshape(-1)[slots]) + change
+            z = self._projected_neighbours(nbr, hidden, hop1, rel, corrected)
             sides.append(Side(self.layer1.combine(x_own, message(centre)), z, rel, mask))
             own.append(x_own)
         a, b = sides

@@ -52,7 +52,7 @@ class PairBatch:
     @classmethod
     def from_arrow(cls, rows: pa.Table | pa.RecordBatch, with_edges: bool = True) -> "PairBatch":
         """``with_edges`` False: no first-layer edges (and no two-hop nodes), for a forward pass
-        given every node's precomputed first-layer message (``model.infer.node_messages``)."""
+        given every node's precomputed first layer (``model.infer.node_first_layer``)."""
         if isinstance(rows, pa.RecordBatch):
             rows = pa.Table.from_batches([rows])
         sides = {s: _side_arrays(rows, s, with_edges) for s in ("a", "b")}
@@ -120,7 +120,7 @@ def node_edges(neighbourhoods: pa.Table | Iterable[pa.RecordBatch], chunk_rows: 
 
     Read a batch (of ``chunk_rows`` rows of a table) at a time, keeping the edges of targets no
     earlier batch had: the same edges, each target's in the same order, as all rows at once
-    (``node_messages`` sorts them by target), without every row's two-hop arrays in memory
+    (``node_first_layer`` sorts them by target), without every row's two-hop arrays in memory
     together: at 100k nodes per side 0.03 GiB above the table instead of 0.41, at 1M 0.26 GiB
     (bench/RESULTS.md 2026-12-07)."""
     if isinstance(neighbourhoods, pa.Table):

@@ -3,8 +3,8 @@
 Spark ``mapInArrow`` over the shard files, one task per file, each Python worker reading its
 files itself (``over_files``: the rows do not pass through Spark's JVM, whose Parquet reader and
 Arrow conversion took 25-52 s a round at 100k nodes per side); each worker loads the model, the
-feature matrix and the round's anchors once, computes every node's first-layer message once per
-round (``model.infer.node_messages``, from the run's neighbourhoods), and scores Arrow batches with
+feature matrix and the round's anchors once, computes every node's first layer once per round
+(``model.infer.node_first_layer``, from the run's neighbourhoods), and scores Arrow batches with
 ``model.infer.score_table`` (no Spark inside), on CUDA when the worker has a GPU, else on the
 CPU with one torch thread per worker.
 
@@ -85,7 +85,7 @@ _round_scorer: dict[tuple, tuple] = {}
 def _scorer(*key) -> tuple:
     """One round's ``_build_scorer`` per worker, kept for the round's batches (and its
     signatures and labelled passes); the previous round's is dropped before the next is built:
-    at 1M nodes per side each holds ~2 GiB (node messages, anchored rows), and two at once ran
+    at 1M nodes per side each holds ~2 GiB (nodes' first layer, anchored rows), and two at once ran
     the machine out of memory."""
     if key not in _round_scorer:
         _round_scorer.clear()
@@ -112,12 +112,12 @@ def load_round(model_dir: str, features, matrix_path: str, anchors_path: str, de
 def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, hoods_path: str,
                   device: str, stamp: tuple):
     """What a worker scores a round with: the model, the level-0 matrix, its anchored view,
-    every node's first-layer message (computed once per worker and round, not per batch) and
+    every node's first layer (computed once per worker and round, not per batch) and
     the node hashes of the pairs' signatures."""
     import pyarrow.dataset as pads
     import torch
 
-    from model.infer import node_messages, pick_device
+    from model.infer import node_first_layer, pick_device
     from model.signature import node_hashes
 
     dev = pick_device(device)
@@ -130,8 +130,8 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     anchored = anchored.to(dev) if anchored is not None else None
     # streamed: the whole table is never in the worker's memory (0.5 GiB at 1M nodes per side)
     hoods = pads.dataset(hoods_path).to_batches(columns=["nid", *SUBGRAPH_COLUMNS], batch_size=65_536)
-    messages = node_messages(hoods, ckpt.model, features, anchored)
-    return ckpt, features, anchored, messages, node_hash
+    first_layer = node_first_layer(hoods, ckpt.model, features, anchored)
+    return ckpt, features, anchored, first_layer, node_hash
 
 
 def score_partitions(paths: Paths, anchors_path: Path, matrix_path: Path, device: str, batch_size: int,
@@ -148,14 +148,14 @@ def score_partitions(paths: Paths, anchors_path: Path, matrix_path: Path, device
         from model.infer import score_table
         from model.signature import pair_signatures
 
-        ckpt, features, anchored, messages, node_hash = _scorer(*files, device, stamp)
+        ckpt, features, anchored, first_layer, node_hash = _scorer(*files, device, stamp)
         for batch in batches:
             ids = [batch.column(c) for c in KEYS]
             signature = pa.array(pair_signatures(batch, node_hash), pa.int64())
             if signatures_only:
                 yield pa.RecordBatch.from_arrays(ids + [signature], names=SIGNATURE.fieldNames())
                 continue
-            scores = score_table(batch, ckpt.model, features, batch_size, anchored, messages)
+            scores = score_table(batch, ckpt.model, features, batch_size, anchored, first_layer)
             yield pa.RecordBatch.from_arrays(
                 ids + [pa.array(scores, pa.float64()), pa.array(np.full(len(scores), ckpt.version), pa.string()),
                        signature] + [batch.column(c) for c in keep],

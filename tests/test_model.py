@@ -153,10 +153,10 @@ def _neighbourhoods(pairs: list[dict]) -> pa.Table:
 
 
 @pytest.mark.parametrize("relation_aware", [True, False])
-def test_node_messages_computed_once_per_round_give_the_same_scores(relation_aware):
-    """The scorer computes every node's first-layer message once per round (node_messages)
-    instead of per batch: the same scores, anchored or not."""
-    from model.infer import node_messages
+def test_first_layer_computed_once_per_round_gives_the_same_scores(relation_aware):
+    """The scorer computes every node's first layer once per round (node_first_layer) instead
+    of per batch: the same scores, anchored or not."""
+    from model.infer import node_first_layer
 
     torch.manual_seed(1)
     feats = torch.randn(20, DIM)
@@ -167,9 +167,12 @@ def test_node_messages_computed_once_per_round_give_the_same_scores(relation_awa
     model = _model(relation_aware=relation_aware)
     rows, hoods = _rows(pairs), _neighbourhoods(pairs)
     for anchors in (None, anchored):
-        messages = node_messages(hoods, model, feats, anchors)
-        assert messages.shape == (20, 8) and messages[[4, 7, 8]].abs().sum() == 0  # 0 without neighbours
-        np.testing.assert_allclose(score_table(rows, model, feats, anchored=anchors, messages=messages),
+        first_layer = node_first_layer(hoods, model, feats, anchors)
+        assert first_layer.shape == (20, 16)  # [W_self x ; mean message]
+        assert first_layer[[4, 7, 8], 8:].abs().sum() == 0  # a mean message of 0 without neighbours
+        source = feats if anchors is None else anchors
+        torch.testing.assert_close(first_layer[:, :8], model.layer1.self_proj(source[torch.arange(20)]))
+        np.testing.assert_allclose(score_table(rows, model, feats, anchored=anchors, first_layer=first_layer),
                                    score_table(rows, model, feats, anchored=anchors), rtol=1e-6)
 
 
