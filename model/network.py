@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from model.config import ModelConfig
 from model.layers import CollectiveAgg, RelationalMeanConv, Side, gather_rows
+from model.level0 import AnchoredFeatures
 from model.shard_layout import PAIR_EVIDENCE
 from model.shards import PairBatch
 
@@ -166,9 +167,12 @@ class CGMuAlign(nn.Module):
         source = features if anchored is None else anchored
         half = self.layer1.rel_proj.out_dim
         out = torch.zeros(len(features), 2 * half, dtype=features.dtype, device=features.device)
-        for start in range(0, len(features), chunk):
-            rows = torch.arange(start, min(start + chunk, len(features)), device=features.device)
-            out[rows, :half] = self.layer1.self_proj(source.index_select(0, rows))
+        for start in range(0, len(features), chunk):  # the features' rows, then the anchored ones
+            out[start:start + chunk, :half] = self.layer1.self_proj(features[start:start + chunk])
+        if isinstance(source, AnchoredFeatures):
+            out[source.rows, :half] = self.layer1.self_proj(source.vectors)
+        elif anchored is not None:
+            out[:, :half] = self.layer1.self_proj(anchored)
         edges = edges[torch.argsort(edges[:, 0], stable=True)]
         targets = edges[:, 0].contiguous()
         bounds = torch.searchsorted(targets, targets[::chunk].contiguous()).tolist() + [len(edges)]
