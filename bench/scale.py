@@ -101,12 +101,17 @@ def _scorer_inputs(paths: Paths):
     seed anchors, and the neighbourhoods for the nodes' first layer (pipeline/score.py)."""
     import pyarrow.parquet as pq
 
-    from model.level0 import map_matrix_file, write_matrix_file
+    from model.level0 import map_matrix_file, write_anchored_matrix, write_matrix_file
+    from pipeline.anchors import read_anchors
     from pipeline.score import load_round
 
     matrix = write_matrix_file(paths.node_features, paths.node_feature_matrix)
     features = map_matrix_file(matrix)
-    ckpt, anchored = load_round(str(paths.model_dir), features, str(matrix), str(paths.anchors(0)), "cpu")
+    # a name of this process's own (the all-cores timing starts one per core), unlinked once mapped
+    anchored_path = paths.anchored_matrix(1).with_suffix(f".{os.getpid()}.npy")
+    write_anchored_matrix(matrix, read_anchors(paths.anchors(0)), anchored_path)
+    ckpt, anchored = load_round(str(paths.model_dir), features, str(matrix), str(anchored_path), "cpu")
+    anchored_path.unlink()
     return ckpt.model, features, anchored, pq.read_table(str(paths.neighbourhoods))
 
 

@@ -268,21 +268,53 @@ class AnchoredFeatures:
         return out
 
 
-def anchored_features(features, pairs: np.ndarray):
+def write_anchored_matrix(matrix_path: Path, pairs: np.ndarray, out_path: Path, chunk: int = 262_144) -> Path:
+    """The level-0 matrix ``matrix_path`` (``.npy``) with both nodes of each aligned pair (``pairs``,
+    int [K, 2] node ids) holding the pair's mean vector (``anchored_features``), as a ``.npy``
+    file for ``map_matrix_file``: written once by the score stage's driver per round, mapped by
+    every worker, so the page cache holds one copy however many workers read it (each worker
+    built and held its own anchored rows before: most nodes of a second round, 2.7 GB at 1M
+    nodes per side). Written ``chunk`` rows at a time (not through a map of the new file) to a
+    temporary name, then renamed."""
+    import torch
+
+    features = np.load(matrix_path, mmap_mode="c")
+    anchored = anchored_features(torch.from_numpy(features), pairs) if len(pairs) else None
+    rows = anchored.rows.numpy() if anchored is not None else np.empty(0, np.int64)
+    tmp = Path(out_path).with_name(Path(out_path).name + ".tmp")
+    with open(tmp, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(features.dtype),
+                                                  "fortran_order": False, "shape": features.shape})
+        for start in range(0, len(features), chunk):
+            block = np.array(features[start:start + chunk])
+            lo, hi = np.searchsorted(rows, [start, start + len(block)])
+            if hi > lo:  # the anchored rows of this block
+                block[rows[lo:hi] - start] = anchored.vectors[lo:hi].numpy()
+            out.write(block.tobytes())
+    os.replace(tmp, out_path)
+    return Path(out_path)
+
+
+def anchored_features(features, pairs: np.ndarray, chunk: int = 65_536):
     """``features`` with both nodes of each aligned pair holding the pair's mean vector, as
     ``AnchoredFeatures`` (torch tensors); ``features`` itself when there are no pairs.
 
-    pairs: int [K, 2] of node ids (a node in several pairs gets the mean over all of them).
-    """
+    pairs: int [K, 2] of node ids (a node in several pairs gets the mean over all of them). The
+    pairs' means are summed ``chunk`` pairs at a time into one row per anchored node, divided in
+    place: memory is those rows and a chunk (a second round at 1M nodes per side has 1.7M
+    anchored rows, 2.7 GB; all pairs' means at once, twice over, were 5.6 GB more)."""
     import torch
 
     if len(pairs) == 0:
         return features
     pairs = torch.as_tensor(np.asarray(pairs, dtype=np.int64), device=features.device)
-    mean = (features[pairs[:, 0]] + features[pairs[:, 1]]) / 2
     rows, slot = torch.unique(pairs.reshape(-1), return_inverse=True)  # sorted
+    slot = slot.view(-1, 2)
     total = torch.zeros(len(rows), features.shape[1], dtype=features.dtype, device=features.device)
-    total.index_add_(0, slot, mean.repeat_interleave(2, dim=0))
-    count = torch.zeros(len(rows), dtype=features.dtype, device=features.device)
-    count.index_add_(0, slot, torch.ones(len(slot), dtype=features.dtype, device=features.device))
-    return AnchoredFeatures(features, rows, total / count.unsqueeze(1))
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start:start + chunk]
+        mean = (features[part[:, 0]] + features[part[:, 1]]) / 2
+        total.index_add_(0, slot[start:start + chunk, 0], mean)
+        total.index_add_(0, slot[start:start + chunk, 1], mean)
+    count = torch.bincount(slot.reshape(-1), minlength=len(rows)).to(features.dtype)
+    return AnchoredFeatures(features, rows, total.div_(count.unsqueeze(1)))

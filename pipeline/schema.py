@@ -384,6 +384,12 @@ class Paths:
         return sorted(int(p.name.removeprefix("round=").removesuffix(".parquet"))
                       for p in (self.run / "anchors").glob("round=*.parquet"))
 
+    def anchored_matrix(self, round_no: int) -> Path:
+        """Collective round ``round_no``'s level-0 matrix as neighbours read it, each anchored
+        pair's two rows replaced by their mean (``model.level0.write_anchored_matrix``): written
+        by the score stage's driver, mapped by its workers, removed when the stage ends."""
+        return self.run / "anchors" / f"round={round_no}.anchored.npy"
+
     def bootstrapped_matrix(self, round_no: int) -> Path:
         """Collective round ``round_no``'s level-0 matrix, its anchor profiles made from the
         anchors of the round before (``collective.bootstrap_profiles``)."""

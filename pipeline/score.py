@@ -93,11 +93,12 @@ def _scorer(*key) -> tuple:
     return _round_scorer[key]
 
 
-def load_round(model_dir: str, features, matrix_path: str, anchors_path: str, device: str):
+def load_round(model_dir: str, features, matrix_path: str, anchored_path: str | None, device: str):
     """The trained model (checked against the level-0 ``features`` read from ``matrix_path``)
-    and the anchored view of the features under the round's anchors (None without anchors)."""
+    and the round's anchored matrix, mapped from ``anchored_path``
+    (``model.level0.write_anchored_matrix``; None: the round has no anchors)."""
     from model import checkpoint
-    from model.level0 import anchored_features
+    from model.level0 import map_matrix_file
 
     ckpt = checkpoint.load(model_dir, device=device)
     if features.shape[1] != ckpt.model.in_dim:
@@ -105,13 +106,12 @@ def load_round(model_dir: str, features, matrix_path: str, anchors_path: str, de
             f"model in {model_dir} expects {ckpt.model.in_dim}-d features, {matrix_path} has "
             f"{features.shape[1]}: retrain, or score with the run that trained it"
         )
-    anchors = read_anchors(anchors_path)
-    return ckpt, anchored_features(features, anchors) if len(anchors) else None
+    return ckpt, map_matrix_file(anchored_path) if anchored_path else None
 
 
-def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_path: str, hoods_path: str,
+def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchored_path: str | None, hoods_path: str,
                   device: str, stamp: tuple):
-    """What a worker scores a round with: the model, the level-0 matrix, its anchored view,
+    """What a worker scores a round with: the model, the level-0 matrix, the round's anchored one,
     every node's first layer (computed once per worker and round, not per batch) and
     the node hashes of the pairs' signatures."""
     import pyarrow.dataset as pads
@@ -123,9 +123,9 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     dev = pick_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(1)  # Spark runs one worker per core already
-    features = _level0(matrix_path, stamp[1])  # stamp: mtimes of (weights, matrix, anchors)
-    ckpt, anchored = load_round(model_dir, features, matrix_path, anchors_path, str(dev))
-    node_hash = node_hashes(node_keys(index_path), features.numpy() if anchored is None else anchored)
+    features = _level0(matrix_path, stamp[1])  # stamp: mtimes of (weights, matrix, anchored matrix)
+    ckpt, anchored = load_round(model_dir, features, matrix_path, anchored_path, str(dev))
+    node_hash = node_hashes(node_keys(index_path), (features if anchored is None else anchored).numpy())
     features = features.to(dev)
     anchored = anchored.to(dev) if anchored is not None else None
     # streamed: the whole table is never in the worker's memory (0.5 GiB at 1M nodes per side)
@@ -134,15 +134,17 @@ def _build_scorer(model_dir: str, matrix_path: str, index_path: str, anchors_pat
     return ckpt, features, anchored, first_layer, node_hash
 
 
-def score_partitions(paths: Paths, anchors_path: Path, matrix_path: Path, device: str, batch_size: int,
+def score_partitions(paths: Paths, anchored_path: Path | None, matrix_path: Path, device: str, batch_size: int,
                      keep: tuple[str, ...] = (), signatures_only: bool = False):
     """A mapInArrow function: pair-shard batches in, SCORE rows (plus the ``keep`` columns) out;
     with ``signatures_only``, SIGNATURE rows and no model run. ``matrix_path``: the round's
-    level-0 matrix (.npy)."""
+    level-0 matrix (.npy); ``anchored_path``: the same with the round's anchors folded in
+    (``round_matrices``), or None without anchors."""
 
-    files = (str(paths.model_dir), str(matrix_path), str(paths.node_index), str(anchors_path),
-             str(paths.neighbourhoods))
-    stamp = _stamp(paths.model_weights, matrix_path, anchors_path, paths.neighbourhoods)
+    files = (str(paths.model_dir), str(matrix_path), str(paths.node_index),
+             str(anchored_path) if anchored_path else None, str(paths.neighbourhoods))
+    stamp = _stamp(paths.model_weights, matrix_path, *([anchored_path] if anchored_path else []),
+                   paths.neighbourhoods)
 
     def fn(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from model.infer import score_table
@@ -260,6 +262,26 @@ def _base_scores(spark, base: Paths | None, round_no: int, rounds: int, version:
     return spark.read.parquet(str(path)).where(F.col("model_version") == version)
 
 
+def round_matrix(paths: Paths, matrix: Path, anchors: np.ndarray, round_no: int) -> Path | None:
+    """The round's anchored level-0 matrix for the workers to map (``paths.anchored_matrix``),
+    written from the round's ``matrix`` and ``anchors``, the previous round's removed; None
+    without anchors."""
+    from model.level0 import write_anchored_matrix
+
+    paths.anchored_matrix(round_no - 1).unlink(missing_ok=True)
+    if not len(anchors):
+        return None
+    return write_anchored_matrix(matrix, anchors, paths.anchored_matrix(round_no))
+
+
+def remove_round_matrices(paths: Paths, keep_bootstrapped: bool = False) -> None:
+    """The score stage's per-round matrices (anchored; bootstrapped unless ``keep_bootstrapped``)."""
+    patterns = ["round=*.anchored.npy*"] + ([] if keep_bootstrapped else ["round=*.features.npy"])
+    for pattern in patterns:
+        for path in paths.anchors(0).parent.glob(pattern):
+            path.unlink()
+
+
 def run(ctx: StageContext) -> StageResult:
     from model import checkpoint
     from model.level0 import feature_blocks, write_matrix_file
@@ -278,12 +300,12 @@ def run(ctx: StageContext) -> StageResult:
     anchors_per_round, rescored_per_round, cuts_per_round = [], [], []
     valid = spark.read.parquet(str(paths.gold)).where("split = 'valid'")
     matrix = paths.node_feature_matrix
-    for stale in paths.anchors(0).parent.glob("round=*.features.npy"):  # an earlier score run's
-        stale.unlink()
+    remove_round_matrices(paths)  # an earlier score run's
     for round_no in range(1, rounds + 1):
-        anchors_path = paths.anchors(round_no - 1)
-        anchors_per_round.append(len(read_anchors(anchors_path)))
-        fn, sign_fn = (score_partitions(paths, anchors_path, matrix, cfg.score.device, cfg.score.batch_size,
+        anchors = read_anchors(paths.anchors(round_no - 1))
+        anchors_per_round.append(len(anchors))
+        anchored = round_matrix(paths, matrix, anchors, round_no)
+        fn, sign_fn = (score_partitions(paths, anchored, matrix, cfg.score.device, cfg.score.batch_size,
                                         signatures_only=only) for only in (False, True))
         base_scores = _base_scores(spark, reuse_from, round_no, rounds, ckpt.version)
         reusing = f", reusing run {reuse_from.run_id}" if base_scores is not None else ""
@@ -319,9 +341,10 @@ def run(ctx: StageContext) -> StageResult:
         keep = ("label", "split")
         schema = T.StructType(SCORE.fields + [T.StructField("label", T.IntegerType()),
                                               T.StructField("split", T.StringType())])
-        fn = score_partitions(paths, paths.anchors(rounds - 1), matrix, cfg.score.device, cfg.score.batch_size, keep)
+        fn = score_partitions(paths, anchored, matrix, cfg.score.device, cfg.score.batch_size, keep)
         labelled = over_files(spark, parquet_files(paths.labelled_shards), fn, schema)
         labelled.write.mode("overwrite").parquet(str(paths.labelled_scores))
         details["labelled_pairs_scored"] = spark.read.parquet(str(paths.labelled_scores)).count()
+    remove_round_matrices(paths, keep_bootstrapped=True)
     n_out = spark.read.parquet(str(paths.scores)).count()
     return StageResult(rows_in=n_out, rows_out=n_out, details=details)

@@ -82,6 +82,23 @@ def test_anchored_features_replace_only_the_anchored_rows_by_their_pair_means():
     torch.testing.assert_close(anchored[ids], expected[ids])
     torch.testing.assert_close(anchored[3:9], expected[3:9])
     assert anchored.base is feats  # no copy of the matrix
+    # summed a pair at a time: the same rows
+    torch.testing.assert_close(anchored_features(feats, np.array([[0, 5], [2, 7], [2, 8]]), chunk=1).dense(), expected)
+
+
+def test_the_anchored_matrix_file_the_workers_map_holds_the_anchored_rows(tmp_path):
+    """write_anchored_matrix: what the score stage's driver writes once per round for its
+    workers, the anchored view as a whole matrix, written a few rows at a time."""
+    from model.level0 import write_anchored_matrix
+
+    feats = torch.randn(10, DIM)
+    np.save(tmp_path / "m.npy", feats.numpy())
+    pairs = np.array([[0, 5], [2, 7], [2, 8]])
+    written = write_anchored_matrix(tmp_path / "m.npy", pairs, tmp_path / "a.npy", chunk=3)
+    assert written == tmp_path / "a.npy" and not (tmp_path / "a.npy.tmp").exists()
+    torch.testing.assert_close(map_matrix_file(written), anchored_features(feats, pairs).dense(), rtol=0, atol=0)
+    np.testing.assert_array_equal(np.load(write_anchored_matrix(tmp_path / "m.npy", np.empty((0, 2)), tmp_path / "b.npy")),
+                                  feats.numpy())
 
 
 def test_the_matrix_file_maps_the_parquet_features_and_follows_a_rewrite(tmp_path):
