@@ -119,7 +119,7 @@ def batch_scorer_rate(paths: Paths, batch_size: int, max_rows: int = 200_000) ->
     """Pairs per second of ``score_table`` alone (no Spark), one CPU thread, on real shards:
     plain (no anchors) and anchored with the seed anchors, as every scoring round runs. The
     nodes' first layer, computed once per round and worker (``node_first_layer``), is
-    timed on its own: per round they cost the same however many pairs follow. Then every
+    timed on its own: per round it costs the same however many pairs follow. Then every
     core at once, one process and thread each, as Spark's workers run (``all_cores``)."""
     from model.infer import node_first_layer, score_table
 

@@ -85,7 +85,7 @@ _round_scorer: dict[tuple, tuple] = {}
 def _scorer(*key) -> tuple:
     """One round's ``_build_scorer`` per worker, kept for the round's batches (and its
     signatures and labelled passes); the previous round's is dropped before the next is built:
-    at 1M nodes per side each holds ~2 GiB (nodes' first layer, anchored rows), and two at once ran
+    at 1M nodes per side each held ~2 GiB (node messages, anchored rows), and two at once ran
     the machine out of memory."""
     if key not in _round_scorer:
         _round_scorer.clear()
@@ -139,7 +139,7 @@ def score_partitions(paths: Paths, anchored_path: Path | None, matrix_path: Path
     """A mapInArrow function: pair-shard batches in, SCORE rows (plus the ``keep`` columns) out;
     with ``signatures_only``, SIGNATURE rows and no model run. ``matrix_path``: the round's
     level-0 matrix (.npy); ``anchored_path``: the same with the round's anchors folded in
-    (``round_matrices``), or None without anchors."""
+    (``round_matrix``), or None without anchors."""
 
     files = (str(paths.model_dir), str(matrix_path), str(paths.node_index),
              str(anchored_path) if anchored_path else None, str(paths.neighbourhoods))
