@@ -167,12 +167,13 @@ class CGMuAlign(nn.Module):
         source = features if anchored is None else anchored
         half = self.layer1.rel_proj.out_dim
         out = torch.zeros(len(features), 2 * half, dtype=features.dtype, device=features.device)
-        for start in range(0, len(features), chunk):  # the features' rows, then the anchored ones
-            out[start:start + chunk, :half] = self.layer1.self_proj(features[start:start + chunk])
+        # the self half from a matrix's rows; of an AnchoredFeatures view, its base's rows, then
+        # its few replaced rows (not every row gathered through the view)
+        rows = source.base if isinstance(source, AnchoredFeatures) else source
+        for start in range(0, len(features), chunk):
+            out[start:start + chunk, :half] = self.layer1.self_proj(rows[start:start + chunk])
         if isinstance(source, AnchoredFeatures):
             out[source.rows, :half] = self.layer1.self_proj(source.vectors)
-        elif anchored is not None:
-            out[:, :half] = self.layer1.self_proj(anchored)
         edges = edges[torch.argsort(edges[:, 0], stable=True)]
         targets = edges[:, 0].contiguous()
         bounds = torch.searchsorted(targets, targets[::chunk].contiguous()).tolist() + [len(edges)]
